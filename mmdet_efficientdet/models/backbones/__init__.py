@@ -1,0 +1,3 @@
+from .tf_efficientnet import TFEfficientNet
+
+__all__ = ['TFEfficientNet']

@@ -1,0 +1,181 @@
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
+from mmcv.cnn.bricks import DropPath
+from mmdet.registry import MODELS
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...scaling import (EFFICIENTNET_SCALING, EFFICIENTNET_SE_RATIO, STRIDE_LEVEL_STAGES,
+                        BlockSpec, check_choice, efficientnet_blocks, efficientnet_stem_channels)
+from ..layers import SqueezeExcite, conv_padding
+
+
+class MBConvBlock(nn.Module):
+    """Mobile inverted bottleneck with squeeze-excite (EfficientNet's block).
+
+    expand 1×1 (skipped when the expand ratio is 1) → depthwise k×k → SE → project 1×1
+    (BN, no activation) → identity skip with drop-path when the shapes match.
+
+    Args:
+        spec (BlockSpec): Kernel, stride, expand ratio and channels (from the stage table).
+        padding_mode (str): ``'same'`` (TF) or ``'symmetric'``.
+        drop_path_rate (float): Drop-path probability of the skip branch.
+        norm_cfg (dict): Norm layer config.
+        act_cfg (dict): Activation config.
+    """
+
+    def __init__(self, spec: BlockSpec, padding_mode: str, drop_path_rate: float,
+                 norm_cfg: dict, act_cfg: dict) -> None:
+        super().__init__()
+        mid_channels = spec.in_channels * spec.expand_ratio
+        if spec.expand_ratio != 1:
+            self.expand_conv = ConvModule(spec.in_channels, mid_channels, 1, bias=False,
+                                          norm_cfg=norm_cfg, act_cfg=act_cfg)
+        else:
+            self.expand_conv = None
+        conv_cfg, padding = conv_padding(padding_mode, spec.kernel_size, spec.stride)
+        self.depthwise_conv = ConvModule(
+            mid_channels, mid_channels, spec.kernel_size, stride=spec.stride, padding=padding,
+            groups=mid_channels, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+        self.se = SqueezeExcite(mid_channels,
+                                max(1, int(spec.in_channels * EFFICIENTNET_SE_RATIO)), act_cfg)
+        self.project_conv = ConvModule(mid_channels, spec.out_channels, 1, bias=False,
+                                       norm_cfg=norm_cfg, act_cfg=None)
+        self.has_skip = spec.stride == 1 and spec.in_channels == spec.out_channels
+        self.drop_path = (DropPath(drop_path_rate)
+                          if self.has_skip and drop_path_rate > 0 else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x if self.expand_conv is None else self.expand_conv(x)
+        out = self.project_conv(self.se(self.depthwise_conv(out)))
+        if self.has_skip:
+            out = self.drop_path(out) + x
+        return out
+
+
+@MODELS.register_module()
+class TFEfficientNet(BaseModule):
+    """EfficientNet B0–B7, the same network as TF's / timm's ``tf_efficientnet_bX``.
+
+    Built from the one stage table in :mod:`mmdet_efficientdet.scaling`, scaled by the arch's
+    width/depth multipliers. The outputs are the five stride levels 2, 4, 8, 16, 32 (ends of
+    stages 1, 2, 3, 5, 7), chosen by ``out_indices``.
+
+    Args:
+        arch (str): ``'b0'`` … ``'b7'``. Default: ``'b0'``.
+        out_indices (Sequence[int]): Stride levels to output, 0…4 for strides 2…32.
+            Default: (2, 3, 4), strides 8, 16, 32 as EfficientDet uses.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, k ≥ 1 the stem and the stride
+            levels 0…k-1 (parameters not trained, norms in eval mode). Default: -1.
+        padding_mode (str): ``'same'`` (TF SAME, needed by the official weights) or
+            ``'symmetric'``. Default: ``'same'``.
+        drop_path_rate (float): Drop-path rate of the last block, rising linearly from 0.
+            Default: 0.2.
+        norm_cfg (dict): Norm config. Default: BN with eps 1e-3, momentum 0.01.
+        act_cfg (dict): Activation. Default: Swish (``SiLU``).
+        norm_eval (bool): Keep norm layers in eval mode while training. Default: False.
+        with_cp (bool): Activation checkpointing per block. Default: False.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads weights in
+            our naming, timm's ``tf_efficientnet_bX`` naming or effdet's ``backbone.*``.
+    """
+
+    def __init__(self,
+                 arch: str = 'b0',
+                 out_indices: Sequence[int] = (2, 3, 4),
+                 frozen_stages: int = -1,
+                 padding_mode: str = 'same',
+                 drop_path_rate: float = 0.2,
+                 norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
+                 act_cfg: dict = dict(type='SiLU'),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        check_choice('EfficientNet arch', arch, EFFICIENTNET_SCALING)
+        num_levels = len(STRIDE_LEVEL_STAGES)
+        out_indices = tuple(out_indices)
+        for index in out_indices:
+            if not 0 <= index < num_levels:
+                raise ValueError(f'out_indices {out_indices}: each index must be in '
+                                 f'[0, {num_levels - 1}] (stride levels 2, 4, 8, 16, 32)')
+        if not -1 <= frozen_stages <= num_levels:
+            raise ValueError(f'frozen_stages={frozen_stages} must be in [-1, {num_levels}]')
+        self.arch = arch
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        stem_cfg, stem_pad = conv_padding(padding_mode, 3, 2)
+        self.stem = ConvModule(3, efficientnet_stem_channels(arch), 3, stride=2,
+                               padding=stem_pad, bias=False, conv_cfg=stem_cfg,
+                               norm_cfg=norm_cfg, act_cfg=act_cfg)
+        stages = efficientnet_blocks(arch)
+        total = sum(len(stage) for stage in stages)
+        self.blocks = nn.ModuleList()
+        index = 0
+        for stage in stages:
+            layers = []
+            for spec in stage:
+                layers.append(MBConvBlock(spec, padding_mode, drop_path_rate * index / total,
+                                          norm_cfg, act_cfg))
+                index += 1
+            self.blocks.append(nn.Sequential(*layers))
+        self.out_channels = [stages[s][-1].out_channels for s in STRIDE_LEVEL_STAGES]
+        self._freeze_stages()
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        last_stage = STRIDE_LEVEL_STAGES[self.frozen_stages - 1] if self.frozen_stages else -1
+        return [self.stem] + list(self.blocks[:last_stage + 1])
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        for block in stage:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        x = self.stem(x)
+        outs = []
+        level_of_stage = {stage: level for level, stage in enumerate(STRIDE_LEVEL_STAGES)}
+        for index, stage in enumerate(self.blocks):
+            x = self._run_stage(stage, x)
+            if level_of_stage.get(index) in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def train(self, mode: bool = True) -> 'TFEfficientNet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self) -> None:
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            from ...converters import load_backbone_checkpoint
+            load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
+                                     prefix=self.init_cfg.get('prefix'))
+            MMLogger.get_current_instance().info(
+                f'TFEfficientNet-{self.arch}: loaded {self.init_cfg["checkpoint"]}')
+            self._is_init = True
+            return
+        super().init_weights()

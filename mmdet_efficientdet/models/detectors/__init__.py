@@ -1,0 +1,3 @@
+from .efficientdet import EfficientDetector
+
+__all__ = ['EfficientDetector']

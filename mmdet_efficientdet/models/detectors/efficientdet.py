@@ -1,0 +1,36 @@
+import torch
+import torch.distributed as dist
+from mmdet.models.detectors import SingleStageDetector
+from mmdet.registry import MODELS
+from mmengine.logging import MMLogger
+from mmengine.model import revert_sync_batchnorm
+
+
+def sync_bn_possible() -> bool:
+    """SyncBN needs a distributed run of several processes on GPUs."""
+    return (torch.cuda.is_available() and dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1)
+
+
+def has_sync_bn(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.SyncBatchNorm) or type(m).__name__ == 'SyncBatchNorm'
+               for m in module.modules())
+
+
+@MODELS.register_module()
+class EfficientDetector(SingleStageDetector):
+    """EfficientDet: ``TFEfficientNet`` + ``BiFPNNeck`` + ``EfficientDetHead``.
+
+    A plain mmdet single-stage detector, except that SyncBN layers (the paper's recipe) are
+    turned into BN, with a log line saying so, when the run cannot synchronise them (CPU,
+    a single process, or a gloo run on CPUs), instead of crashing.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if has_sync_bn(self) and not sync_bn_possible():
+            revert_sync_batchnorm(self)  # replaces the SyncBN children in place
+            MMLogger.get_current_instance().info(
+                'EfficientDetector: SyncBN needs a distributed run on GPUs; this run has '
+                f'cuda={torch.cuda.is_available()}, distributed='
+                f'{dist.is_available() and dist.is_initialized()}: using BN instead.')

@@ -1,0 +1,8 @@
+from .fusion import FUSION_MODES, WeightedFusion
+from .padding import PADDING_MODES, MaxPool2dSame, conv_padding, same_pad_amounts
+from .separable_conv import SeparableConvModule, SqueezeExcite, conv_module
+
+__all__ = [
+    'FUSION_MODES', 'WeightedFusion', 'PADDING_MODES', 'MaxPool2dSame', 'conv_padding',
+    'same_pad_amounts', 'SeparableConvModule', 'SqueezeExcite', 'conv_module'
+]

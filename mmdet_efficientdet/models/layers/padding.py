@@ -1,0 +1,56 @@
+"""TF "same" and symmetric padding for mmcv ``ConvModule`` bricks and max-pooling."""
+import math
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...scaling import check_choice
+
+PADDING_MODES = ('same', 'symmetric')
+
+
+def conv_padding(padding_mode: str, kernel_size: int, stride: int = 1,
+                 dilation: int = 1) -> Tuple[dict, int]:
+    """``(conv_cfg, padding)`` for a ``ConvModule`` in ``padding_mode``.
+
+    ``'same'`` is TensorFlow's SAME padding (what the official weights were trained with):
+    stride-1 convs get the equivalent static symmetric padding, strided convs use mmcv's
+    ``Conv2dAdaptivePadding`` which pads asymmetrically from the actual input size, so any
+    input size works. ``'symmetric'`` is PyTorch's usual ``kernel_size // 2``.
+    """
+    check_choice('padding mode', padding_mode, PADDING_MODES)
+    if padding_mode == 'same' and stride > 1:
+        return dict(type='Conv2dAdaptivePadding'), 0
+    return None, (kernel_size - 1) // 2 * dilation
+
+
+def same_pad_amounts(size: int, kernel_size: int, stride: int) -> Tuple[int, int]:
+    """TF SAME padding (before, after) along one dimension."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
+class MaxPool2dSame(nn.Module):
+    """Max-pooling with TF SAME padding (padded with -inf), for any input size.
+
+    Args:
+        kernel_size (int): Pooling window. Default: 3.
+        stride (int): Stride. Default: 2.
+    """
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = same_pad_amounts(x.shape[-2], self.kernel_size, self.stride)
+        left, right = same_pad_amounts(x.shape[-1], self.kernel_size, self.stride)
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom), value=float('-inf'))
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f'kernel_size={self.kernel_size}, stride={self.stride}, padding=same'

@@ -1,0 +1,3 @@
+from .anchor_generator import EfficientDetAnchorGenerator
+
+__all__ = ['EfficientDetAnchorGenerator']
