@@ -11,13 +11,18 @@ IMAGENET_MEAN_BGR = (104, 116, 124)
 
 def efficientdet_model(phi: str,
                        num_classes: int = 80,
+                       sync_bn: bool = False,
                        norm_cfg: Optional[dict] = None,
                        padding_mode: str = 'same',
                        drop_path_rate: float = 0.2,
                        backbone_init_cfg: Optional[dict] = None) -> dict:
-    """The ``model`` dict of EfficientDet-``phi`` with the paper's training settings."""
+    """The ``model`` dict of EfficientDet-``phi`` with the paper's training settings.
+
+    ``sync_bn`` selects SyncBN (the paper's recipe; ``EfficientDetector`` falls back to BN
+    where a run cannot synchronise); ``norm_cfg`` overrides the norm entirely.
+    """
     d = efficientdet_dims(phi)
-    norm_cfg = dict(norm_cfg or BN)
+    norm_cfg = dict(norm_cfg or (SYNC_BN if sync_bn else BN))
     return dict(
         type='EfficientDetector',
         data_preprocessor=dict(
@@ -84,8 +89,13 @@ def efficientdet_model(phi: str,
             max_per_img=100))
 
 
-def efficientdet_pipelines(image_size: int, scale_range=(0.1, 2.0)) -> tuple:
-    """(train, test) pipelines: scale jitter + crop + flip, and resize + pad to a square."""
+def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
+    """(train, test) pipelines: scale jitter + crop + flip, and resize + pad to a square.
+
+    ``image_size`` is a side length or a level name (``'d0'`` …: its input size).
+    """
+    if isinstance(image_size, str):
+        image_size = efficientdet_dims(image_size)['input_size']
     size = (image_size, image_size)
     pad = dict(img=IMAGENET_MEAN_BGR)
     train = [

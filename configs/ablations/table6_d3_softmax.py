@@ -1,0 +1,3 @@
+# Paper Table 6: EfficientDet-D3 with softmax fusion.
+_base_ = '../efficientdet/efficientdet_d3_16xb4-300e_coco.py'
+model = dict(neck=dict(fusion='softmax'))

@@ -1,0 +1,13 @@
+# mmdet's own Faster R-CNN (ResNet-50) with BiFPNNeck in place of its FPN: C2–C5 in, P2–P6
+# out (P6 by max-pooling, as FPN's), so the RPN and RoI extractor strides stay as they are.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
+model = dict(
+    neck=dict(
+        _delete_=True,
+        type='BiFPNNeck',
+        in_channels=[256, 512, 1024, 2048],
+        out_channels=256,
+        num_outs=5,
+        num_repeats=3,
+        norm_cfg=dict(type='BN', requires_grad=True)))

@@ -1,0 +1,76 @@
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+from mmdet_efficientdet.scaling import D_LEVELS, efficientdet_dims
+
+from .conftest import ROOT, build
+
+LEVEL_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/efficientdet/efficientdet_d*_coco.py')))
+OTHER_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/ablations/*.py')) +
+                       glob.glob(osp.join(ROOT, 'configs/bifpn_in/*.py')))
+
+
+def _level(path):
+    return osp.basename(path).split('_')[1]
+
+
+def test_one_config_per_level():
+    assert sorted(map(_level, LEVEL_CONFIGS)) == sorted(D_LEVELS)
+
+
+@pytest.mark.parametrize('path', LEVEL_CONFIGS, ids=_level)
+def test_level_config_follows_the_table_and_builds(path):
+    cfg = Config.fromfile(path)
+    phi = _level(path)
+    d = efficientdet_dims(phi)
+    model = cfg.model
+    assert model.backbone.arch == d['backbone']
+    assert (model.neck.out_channels, model.neck.num_repeats, model.neck.fusion,
+            model.neck.num_outs) == (d['width'], d['fpn_repeats'], d['fusion'], d['num_outs'])
+    assert model.bbox_head.num_repeats == d['head_repeats']
+    assert model.bbox_head.anchor_generator.anchor_scale == d['anchor_scale']
+    size = (d['input_size'], d['input_size'])
+    assert [s['scale'] for s in cfg.train_pipeline if s['type'] == 'RandomResize'] == [size]
+    assert [s['scale'] for s in cfg.test_pipeline if s['type'] == 'Resize'] == [size]
+    # the recipe
+    assert cfg.optim_wrapper.optimizer.lr == 0.08 and cfg.auto_scale_lr.base_batch_size == 64
+    assert cfg.optim_wrapper.clip_grad.max_norm == 10
+    assert cfg.custom_hooks[0].momentum == pytest.approx(1 - 0.9998)
+    assert model.bbox_head.loss_cls.gamma == 1.5 and model.test_cfg.max_per_img == 100
+    assert model.backbone.norm_cfg.type == 'SyncBN'
+    assert cfg.train_cfg.max_epochs == 300
+    detector = build(model)  # SyncBN → BN here (no distributed GPU run)
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in detector.modules())
+
+
+def _tiny_batch(model, num_images=2, size=(128, 160)):
+    inputs, samples = [], []
+    generator = torch.Generator().manual_seed(0)
+    for i in range(num_images):
+        inputs.append(torch.randint(0, 255, (3, *size), generator=generator, dtype=torch.uint8))
+        sample = DetDataSample(metainfo=dict(img_shape=size, ori_shape=size, scale_factor=(1, 1),
+                                             pad_shape=size))
+        boxes = torch.tensor([[8.0, 10.0, 70.0, 90.0], [60.0, 40.0, 150.0, 120.0]])[:i + 1]
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.arange(i + 1))
+        samples.append(sample)
+    return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
+
+
+@pytest.mark.parametrize('path', OTHER_CONFIGS, ids=lambda p: osp.basename(p)[:-3])
+def test_dropin_and_ablation_configs_train_one_step(path):
+    cfg = Config.fromfile(path)
+    model = build(cfg.model)
+    model.init_weights()
+    model.train()
+    losses = model(**_tiny_batch(model), mode='loss')
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss), losses
+    loss.backward()
+    grads = [p.grad for p in model.neck.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)

@@ -1,0 +1,158 @@
+import os
+import os.path as osp
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from pycocotools.coco import COCO
+
+from mmdet_efficientdet.datasets import CLASSES, make_synthetic_coco
+
+from .conftest import ROOT
+from .e2e_utils import PYTHON, run_tool, train_losses, write_tiny_config
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('data') / 'synthetic')
+    make_synthetic_coco(root, seed=0, splits=dict(train=8, val=4))
+    return root
+
+
+def test_dataset_is_valid_coco_and_deterministic(tmp_path):
+    files = make_synthetic_coco(str(tmp_path / 'a'), seed=3, splits=dict(train=40, val=6))
+    again = make_synthetic_coco(str(tmp_path / 'b'), seed=3, splits=dict(train=40, val=6))
+    coco = COCO(files['train'])
+    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
+    sizes, empty, boxes = set(), 0, []
+    for image in coco.imgs.values():
+        w, h = image['width'], image['height']
+        sizes.add((w, h))
+        assert w != h and w % 128 and h % 128
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image['id']))
+        empty += not anns
+        for ann in anns:
+            x, y, bw, bh = ann['bbox']
+            assert 0 <= x and 0 <= y and x + bw <= w and y + bh <= h and bw > 0 and bh > 0
+            boxes.append(bw * bh)
+        pixels = np.asarray(__import__('PIL.Image').Image.open(
+            osp.join(tmp_path, 'a', 'train', image['file_name'])))
+        assert pixels.shape == (h, w, 3) and pixels.std() > 5  # textured, not flat
+    assert empty >= 1 and len(sizes) > 10
+    assert min(boxes) < 32**2 < 96**2 < max(boxes)  # small to large
+    assert open(files['train']).read() == open(again['train']).read()
+    first = sorted(os.listdir(tmp_path / 'a' / 'train'))[0]
+    assert (tmp_path / 'a' / 'train' / first).read_bytes() == \
+        (tmp_path / 'b' / 'train' / first).read_bytes()
+
+
+def test_few_iterations_decrease_the_loss(tiny_data, tmp_path):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=8)
+    run_tool([PYTHON, 'tools/train.py', cfg, '--work-dir', str(tmp_path / 'wd'), '--seed', '0'])
+    losses = [loss for _, loss in train_losses(tmp_path / 'wd')]
+    assert len(losses) == 32
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
+
+
+def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=1, sync_bn=True)
+    proc = run_tool(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
+                     str(tmp_path / 'wd')], env=dict(PORT=str(29500 + os.getpid() % 1000)))
+    log = proc.stdout + proc.stderr
+    assert 'SyncBN needs a distributed run on GPUs' in log and 'using BN instead' in log
+    assert 'Distributed launcher: pytorch' in log or 'distributed: True' in log
+    assert osp.exists(tmp_path / 'wd' / 'epoch_1.pth')
+    assert [it for it, _ in train_losses(tmp_path / 'wd')] == [1, 2]  # 8 images / (2 x 2)
+
+
+def _wait_for(path, proc, timeout=240):
+    start = time.time()
+    while not osp.exists(path):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() - start < timeout, f'{path} did not appear'
+        time.sleep(0.5)
+    time.sleep(1.0)  # let the file be written completely
+
+
+def test_kill_and_resume_continues_with_equal_state(tiny_data, tmp_path):
+    cfg_path = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=4)
+    work_dir = str(tmp_path / 'wd')
+    proc = subprocess.Popen([PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir,
+                             '--seed', '0'], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(osp.join(work_dir, 'epoch_2.pth'), proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    checkpoint = torch.load(osp.join(work_dir, 'epoch_2.pth'), map_location='cpu')  # weights only
+    assert checkpoint['meta']['epoch'] == 2 and checkpoint['meta']['iter'] == 8
+
+    cfg = Config.fromfile(cfg_path)
+    cfg.work_dir = work_dir
+    cfg.resume, cfg.load_from = True, osp.join(work_dir, 'epoch_2.pth')
+    runner = Runner.from_cfg(cfg)
+    runner.load_or_resume()
+    assert (runner.epoch, runner.iter) == (2, 8)
+    optim_state = runner.optim_wrapper.state_dict()['state']
+    for key, value in checkpoint['optimizer']['state'].items():
+        for name, tensor in value.items():
+            assert torch.equal(optim_state[key][name], tensor), (key, name)
+    assert runner.param_schedulers[0].state_dict() == checkpoint['param_schedulers'][0]
+    ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
+    for key, value in checkpoint['ema_state_dict'].items():
+        assert torch.equal(ema.ema_model.state_dict()[key], value), key
+
+    run_tool([PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir, '--resume'])
+    iters = [it for it, _ in train_losses(work_dir)]
+    assert iters[-8:] == list(range(9, 17)) and osp.exists(osp.join(work_dir, 'epoch_4.pth'))
+
+
+def test_same_seed_gives_identical_losses(tiny_data, tmp_path):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=1)
+    runs = []
+    for name in ('a', 'b'):
+        run_tool([PYTHON, 'tools/train.py', cfg, '--work-dir', str(tmp_path / name), '--seed',
+                  '42', '--deterministic'])
+        runs.append(train_losses(tmp_path / name))
+    assert len(runs[0]) == 4 and runs[0] == runs[1]
+
+
+def test_images_without_boxes_give_finite_losses_and_gradients():
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from mmdet_efficientdet.model_cfg import efficientdet_model
+    model = MODELS.build(efficientdet_model('d0', num_classes=4))
+    model.init_weights()
+    samples = []
+    for boxes in ([], [[5.0, 5.0, 40.0, 50.0]]):
+        sample = DetDataSample(metainfo=dict(img_shape=(96, 128), pad_shape=(96, 128),
+                                             batch_input_shape=(96, 128)))
+        sample.gt_instances = InstanceData(bboxes=torch.tensor(boxes).reshape(-1, 4),
+                                           labels=torch.zeros(len(boxes), dtype=torch.long))
+        samples.append(sample)
+    for batch in ([samples[0], samples[0]], samples):  # all-empty batch, and a mixed one
+        model.zero_grad()
+        losses = model.loss(torch.randn(len(batch), 3, 96, 128), batch)
+        loss, _ = model.parse_losses(losses)
+        assert torch.isfinite(loss)
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message on a CPU-only machine')
+def test_amp_without_a_device_gives_a_clear_message(tiny_data, tmp_path):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', tiny_data)
+    proc = run_tool([PYTHON, 'tools/train.py', cfg, '--amp', '--work-dir', str(tmp_path)],
+                    check=False)
+    assert proc.returncode != 0
+    assert '--amp: automatic mixed precision needs a CUDA' in proc.stderr
+    assert 'Traceback' not in proc.stderr

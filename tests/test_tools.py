@@ -1,0 +1,74 @@
+import json
+import os.path as osp
+
+import torch
+from mmdet.datasets import CocoDataset
+from mmdet.registry import MODELS, TASK_UTILS
+
+from mmdet_efficientdet.converters import COCO80_CHANNELS
+from mmdet_efficientdet.datasets import make_synthetic_coco
+
+from .conftest import FIXTURES, ROOT, needs_fixtures
+from .e2e_utils import PYTHON, run_tool
+
+OURS = ('TFEfficientNet', 'BiFPNNeck', 'EfficientDetHead', 'EfficientDetector')
+
+
+def test_registered_names_are_ours_and_mmdets_stay():
+    for name in OURS:
+        assert MODELS.get(name).__module__.startswith('mmdet_efficientdet.'), name
+    assert TASK_UTILS.get('EfficientDetAnchorGenerator').__module__.startswith(
+        'mmdet_efficientdet.')
+    for name in ('EfficientNet', 'FPN', 'RetinaHead', 'RetinaNet', 'AnchorGenerator'):
+        registry = TASK_UTILS if name == 'AnchorGenerator' else MODELS
+        assert registry.get(name).__module__.startswith('mmdet.'), name
+
+
+def _coco80_set(root):
+    """A few synthetic images whose json carries all 80 COCO categories (real ids)."""
+    files = make_synthetic_coco(root, seed=1, splits=dict(val=3))
+    with open(files['val']) as f:
+        data = json.load(f)
+    ids = [channel + 1 for channel in COCO80_CHANNELS]
+    data['categories'] = [dict(id=i, name=n) for i, n in zip(ids, CocoDataset.METAINFO['classes'])]
+    for ann in data['annotations']:
+        ann['category_id'] = ids[ann['category_id']]  # person, bicycle, car, motorcycle
+    with open(files['val'], 'w') as f:
+        json.dump(data, f)
+    return files['val']
+
+
+def test_convert_then_test_reports_coco_ap(tmp_path):
+    needs_fixtures('tf_efficientdet_d0.pth')
+    converted = str(tmp_path / 'd0_coco80.pth')
+    proc = run_tool([PYTHON, 'tools/convert_weights.py',
+                     osp.join(FIXTURES, 'tf_efficientdet_d0.pth'), converted, '--level', 'd0'])
+    assert 'EfficientDet-d0, 80 classes' in proc.stdout
+    state = torch.load(converted, weights_only=True)['state_dict']
+    assert state['bbox_head.conv_cls.pointwise.conv.bias'].shape == (9 * 80,)
+
+    root = str(tmp_path / 'coco80')
+    ann = _coco80_set(root)
+    options = [f'test_dataloader.dataset.data_root={root}/',
+               'test_dataloader.dataset.ann_file=annotations/instances_val.json',
+               'test_dataloader.dataset.data_prefix.img=val/',
+               f'test_evaluator.ann_file={ann}', 'test_dataloader.num_workers=0',
+               'test_dataloader.persistent_workers=False', 'test_dataloader.batch_size=1']
+    proc = run_tool([PYTHON, 'tools/test.py',
+                     osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py'),
+                     converted, '--work-dir', str(tmp_path / 'wd'), '--cfg-options', *options],
+                    timeout=600)
+    log = proc.stdout + proc.stderr
+    assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]' in log
+    assert 'coco/bbox_mAP:' in log
+
+
+def test_converter_refuses_another_level(tmp_path):
+    needs_fixtures('tf_efficientdet_d1.pth')
+    proc = run_tool([PYTHON, 'tools/convert_weights.py',
+                     osp.join(FIXTURES, 'tf_efficientdet_d1.pth'), str(tmp_path / 'x.pth'),
+                     '--level', 'd0'], check=False)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert ("is not a tf_efficientdet_d0 checkpoint: shape mismatch at "
+            "'neck.extra_levels.0.conv.conv.weight': checkpoint (88, 320, 1, 1)") in proc.stderr
+    assert not osp.exists(tmp_path / 'x.pth')
