@@ -57,6 +57,10 @@ def test_few_iterations_decrease_the_loss(tiny_data, tmp_path):
     losses = [loss for _, loss in train_losses(tmp_path / 'wd')]
     assert len(losses) == 32
     assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
+    # ... and the demo config's test path (score threshold, NMS, CocoMetric) runs on it
+    proc = run_tool([PYTHON, 'tools/test.py', cfg, str(tmp_path / 'wd' / 'epoch_8.pth'),
+                     '--work-dir', str(tmp_path / 'test')])
+    assert 'coco/bbox_mAP:' in proc.stdout + proc.stderr
 
 
 def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):
@@ -70,47 +74,64 @@ def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):
     assert [it for it, _ in train_losses(tmp_path / 'wd')] == [1, 2]  # 8 images / (2 x 2)
 
 
-def _wait_for(path, proc, timeout=240):
-    start = time.time()
-    while not osp.exists(path):
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() - start < timeout, f'{path} did not appear'
-        time.sleep(0.5)
-    time.sleep(1.0)  # let the file be written completely
-
-
-def test_kill_and_resume_continues_with_equal_state(tiny_data, tmp_path):
-    cfg_path = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=4)
-    work_dir = str(tmp_path / 'wd')
-    proc = subprocess.Popen([PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir,
-                             '--seed', '0'], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def _kill_after_first_checkpoints(cmd, work_dir, epochs, timeout=240):
+    """Start training, SIGKILL it once a checkpoint of >= ``epochs`` epochs is complete
+    (mmengine writes last_checkpoint after the file); return that checkpoint's path."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    marker, start = osp.join(work_dir, 'last_checkpoint'), time.time()
     try:
-        _wait_for(osp.join(work_dir, 'epoch_2.pth'), proc)
+        while True:
+            if osp.exists(marker):
+                path = open(marker).read().strip()
+                if path and int(osp.basename(path)[len('epoch_'):-4]) >= epochs:
+                    return path
+            assert proc.poll() is None, f'training ended before the kill: {proc.stderr.read()}'
+            assert time.time() - start < timeout, 'no checkpoint appeared'
+            time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    checkpoint = torch.load(osp.join(work_dir, 'epoch_2.pth'), map_location='cpu')  # weights only
-    assert checkpoint['meta']['epoch'] == 2 and checkpoint['meta']['iter'] == 8
 
+
+def test_kill_and_resume_continues_with_equal_state(tiny_data, tmp_path, monkeypatch):
+    cfg_path = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=8)
+    work_dir = str(tmp_path / 'wd')
+    path = _kill_after_first_checkpoints(
+        [PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir, '--seed', '0'], work_dir, 2)
+    epoch = int(osp.basename(path)[len('epoch_'):-4])
+    assert epoch < 8, 'the run was not killed mid-training'
+    checkpoint = torch.load(path, map_location='cpu')  # weights_only=True: safe globals suffice
+    assert (checkpoint['meta']['epoch'], checkpoint['meta']['iter']) == (epoch, 4 * epoch)
+
+    # What --resume restores (Runner.train up to, not including, the loop itself):
+    from mmengine.runner import EpochBasedTrainLoop
+    monkeypatch.setattr(EpochBasedTrainLoop, 'run', lambda loop: loop.runner.model)
     cfg = Config.fromfile(cfg_path)
-    cfg.work_dir = work_dir
-    cfg.resume, cfg.load_from = True, osp.join(work_dir, 'epoch_2.pth')
+    cfg.work_dir, cfg.resume, cfg.load_from = work_dir, True, None
     runner = Runner.from_cfg(cfg)
-    runner.load_or_resume()
-    assert (runner.epoch, runner.iter) == (2, 8)
+    runner.train()
+    assert (runner.epoch, runner.iter) == (epoch, 4 * epoch)
     optim_state = runner.optim_wrapper.state_dict()['state']
+    assert optim_state.keys() == checkpoint['optimizer']['state'].keys()
     for key, value in checkpoint['optimizer']['state'].items():
         for name, tensor in value.items():
-            assert torch.equal(optim_state[key][name], tensor), (key, name)
+            assert torch.equal(torch.as_tensor(optim_state[key][name]), torch.as_tensor(tensor))
     assert runner.param_schedulers[0].state_dict() == checkpoint['param_schedulers'][0]
-    ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook')
+    # the checkpoint keeps EMA weights in state_dict and the raw ones in ema_state_dict
+    ema = next(h for h in runner.hooks if type(h).__name__ == 'EMAHook').ema_model.state_dict()
+    model = runner.model.state_dict()
     for key, value in checkpoint['ema_state_dict'].items():
-        assert torch.equal(ema.ema_model.state_dict()[key], value), key
+        if key.startswith('module.') and key[7:] in dict(runner.model.named_parameters()):
+            assert torch.equal(model[key[7:]], value), key
+            assert torch.equal(ema[key], checkpoint['state_dict'][key[7:]]), key
+    assert int(ema['steps']) == int(checkpoint['ema_state_dict']['steps']) > 0
+    monkeypatch.undo()
 
     run_tool([PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir, '--resume'])
     iters = [it for it, _ in train_losses(work_dir)]
-    assert iters[-8:] == list(range(9, 17)) and osp.exists(osp.join(work_dir, 'epoch_4.pth'))
+    assert iters[-(32 - 4 * epoch):] == list(range(4 * epoch + 1, 33))
+    assert osp.exists(osp.join(work_dir, 'epoch_8.pth'))
 
 
 def test_same_seed_gives_identical_losses(tiny_data, tmp_path):

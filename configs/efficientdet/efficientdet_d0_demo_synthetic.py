@@ -14,7 +14,7 @@ max_epochs = 15
 model = efficientdet_model(
     'd0', num_classes=len(CLASSES), drop_path_rate=0.0,
     norm_cfg=dict(type='BN', eps=1e-3, momentum=0.1, requires_grad=True))
-model.update(test_cfg=dict(score_thr=0.05))
+model['test_cfg']['score_thr'] = 0.05
 # The shapes are 12-200 px: anchors of 2 strides (16 px at P3) fit them better than 4.
 model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))

@@ -60,8 +60,9 @@ class ConversionError(ValueError):
 def unwrap_state_dict(checkpoint: Mapping, use_ema: bool = True) -> Dict[str, torch.Tensor]:
     """The tensors of a checkpoint that is a plain state dict or wraps one in ``state_dict``,
     ``state_dict_ema`` (preferred when ``use_ema``) or ``model``; strips ``module.``."""
-    keys = ('state_dict_ema', 'state_dict', 'model') if use_ema else ('state_dict', 'model',
-                                                                       'state_dict_ema')
+    keys = ('state_dict_ema', 'state_dict', 'model')
+    if not use_ema:
+        keys = ('state_dict', 'model', 'state_dict_ema')
     for key in keys:
         if isinstance(checkpoint.get(key), Mapping):
             checkpoint = checkpoint[key]

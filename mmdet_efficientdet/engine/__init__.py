@@ -27,11 +27,40 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     DDP ``device_ids=None``. (SyncBN falls back to BN in ``EfficientDetector``.)
     """
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
-                                                         broadcast_buffers=False,
-                                                         find_unused_parameters=False))
+    default = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                   find_unused_parameters=False)
+    wrapper = dict(cfg.get('model_wrapper_cfg') or default)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                 world_size=int(os.environ['WORLD_SIZE']))
+
+
+def add_runner_args(parser) -> None:
+    """The options tools/train.py and tools/test.py share (as MMDetection's tools)."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs, models and metrics')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_runner_config(args) -> Config:
+    """Config of ``args.config`` with ``--cfg-options``, ``--launcher`` and ``--work-dir``
+    (default ``work_dirs/<config name>``) applied; ready for CPU-only distributed runs."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = os.path.join('./work_dirs',
+                                    os.path.splitext(os.path.basename(args.config))[0])
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        prepare_cpu_distributed(cfg)
+    return cfg

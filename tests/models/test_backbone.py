@@ -57,7 +57,8 @@ def test_missing_and_unexpected_keys_are_named():
     with pytest.raises(ConversionError, match=r"missing key 'blocks\.2\.1\.se\.conv2\.conv\.bias'"):
         load_backbone_checkpoint(model, broken)
     extra = dict(sd, **{'blocks.9.0.conv_pw.weight': torch.zeros(1)})
-    with pytest.raises(ConversionError, match=r"unexpected key 'blocks\.9\.0\.project_conv\.conv\.weight'"):
+    with pytest.raises(ConversionError,
+                       match=r"unexpected key 'blocks\.9\.0\.project_conv\.conv\.weight'"):
         load_backbone_checkpoint(model, extra)
     with pytest.raises(ConversionError, match=r"unexpected key 'blocks\.0\.0\.foo\.weight'"):
         convert_timm_efficientnet(dict(sd, **{'blocks.0.0.foo.weight': torch.zeros(1)}))
@@ -89,7 +90,8 @@ def test_frozen_stages_and_norm_eval():
     assert not any(p.requires_grad for p in model.blocks[1].parameters())
     assert all(p.requires_grad for p in model.blocks[2].parameters())
     assert not model.blocks[3][0].depthwise_conv.bn.training  # norm_eval
-    assert TFEfficientNet('b0', frozen_stages=-1).blocks[0][0].project_conv.conv.weight.requires_grad
+    unfrozen = TFEfficientNet('b0', frozen_stages=-1)
+    assert unfrozen.blocks[0][0].project_conv.conv.weight.requires_grad
 
 
 def test_with_cp_gives_the_same_result_and_gradients():

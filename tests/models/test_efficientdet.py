@@ -37,7 +37,10 @@ def _match_by_geometry(anchors_xyxy, fixture_yxyx):
     ours = anchors_xyxy[:, [1, 0, 3, 2]].double()
     ref = fixture_yxyx.double()
     assert ours.shape == ref.shape
-    key = lambda boxes: [tuple(row) for row in torch.round(boxes * 100).long().tolist()]
+
+    def key(boxes):
+        return [tuple(row) for row in torch.round(boxes * 100).long().tolist()]
+
     position = {k: i for i, k in enumerate(key(ref))}
     assert len(position) == len(ref), 'fixture anchors are not unique'
     index = torch.tensor([position[k] for k in key(ours)])
@@ -69,11 +72,10 @@ def test_80_class_conversion_keeps_the_kept_classes_logits():
 def test_wrapped_checkpoints_and_mismatched_level():
     sd = load_fixture('d1')['state_dict']
     ema = {k: v + 1 if v.is_floating_point() else v for k, v in sd.items()}
-    assert unwrap_state_dict({'state_dict': sd, 'state_dict_ema': ema})['fpn.cell.0.fnode.0.'
-                                                                        'combine.edge_weights'] \
-        .equal(ema['fpn.cell.0.fnode.0.combine.edge_weights'])
-    assert unwrap_state_dict({'state_dict': sd, 'state_dict_ema': ema}, use_ema=False) \
-        ['backbone.bn1.weight'].equal(sd['backbone.bn1.weight'])
+    key = 'fpn.cell.0.fnode.0.combine.edge_weights'
+    wrapped = {'state_dict': sd, 'state_dict_ema': ema}
+    assert unwrap_state_dict(wrapped)[key].equal(ema[key])
+    assert unwrap_state_dict(wrapped, use_ema=False)[key].equal(sd[key])
     assert 'backbone.bn1.weight' in unwrap_state_dict({f'module.{k}': v for k, v in sd.items()})
     d0 = build(efficientdet_model('d0'))
     with pytest.raises(ConversionError, match=r"shape mismatch at 'neck\.extra_levels\.0\.conv\."

@@ -75,4 +75,3 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv2(self.conv1(x.mean((2, 3), keepdim=True)))
-
