@@ -15,7 +15,6 @@ FIXTURES = osp.join(osp.dirname(ROOT), 'shared', 'fixtures', 'effdet')
 LEVELS = ('d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd7x')
 
 register_all_modules(init_default_scope=True)
-torch.set_num_threads(2)
 
 
 def needs_fixtures(*names):

@@ -39,7 +39,7 @@ log_processor = dict(window_size=1)
 
 
 def run_tool(args, timeout=300, env=None, check=True):
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2', **(env or {}))
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           env=full_env)
     if check and proc.returncode != 0:

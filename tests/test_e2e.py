@@ -52,13 +52,13 @@ def test_dataset_is_valid_coco_and_deterministic(tmp_path):
 
 
 def test_few_iterations_decrease_the_loss(tiny_data, tmp_path):
-    cfg = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=8)
+    cfg = write_tiny_config(tmp_path / 'cfg.py', tiny_data, max_epochs=12)
     run_tool([PYTHON, 'tools/train.py', cfg, '--work-dir', str(tmp_path / 'wd'), '--seed', '0'])
     losses = [loss for _, loss in train_losses(tmp_path / 'wd')]
-    assert len(losses) == 32
-    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
+    assert len(losses) == 48  # 8 images, batch 2, 12 epochs
+    assert np.mean(losses[-8:]) < 0.85 * np.mean(losses[:8]), losses
     # ... and the demo config's test path (score threshold, NMS, CocoMetric) runs on it
-    proc = run_tool([PYTHON, 'tools/test.py', cfg, str(tmp_path / 'wd' / 'epoch_8.pth'),
+    proc = run_tool([PYTHON, 'tools/test.py', cfg, str(tmp_path / 'wd' / 'epoch_12.pth'),
                      '--work-dir', str(tmp_path / 'test')])
     assert 'coco/bbox_mAP:' in proc.stdout + proc.stderr
 

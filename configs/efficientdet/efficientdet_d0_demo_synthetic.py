@@ -8,13 +8,14 @@ from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipeli
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
 
 image_size = 224
-max_epochs = 15
+max_epochs = 20
 # BN momentum 0.1 (not the paper's 0.01): over a ~900-iteration run the slow running statistics
 # lag so far behind the weights that eval-mode outputs collapse.
 model = efficientdet_model(
     'd0', num_classes=len(CLASSES), drop_path_rate=0.0,
     norm_cfg=dict(type='BN', eps=1e-3, momentum=0.1, requires_grad=True))
 model['test_cfg']['score_thr'] = 0.05
+model['channels_last'] = True  # 1.3x faster training steps on CPU
 # The shapes are 12-200 px: anchors of 2 strides (16 px at P3) fit them better than 4.
 model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))
@@ -22,7 +23,7 @@ train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(
 data_root = 'data/synthetic/'
 metainfo = dict(classes=CLASSES, palette=PALETTE)
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=4,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -54,7 +55,7 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instan
                      metric='bbox', classwise=True, format_only=False)
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=3)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
@@ -65,7 +66,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=60),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', eta_min=2e-5, begin=0, end=max_epochs, T_max=max_epochs,
          by_epoch=True, convert_to_iter_based=True),
 ]
@@ -75,7 +76,7 @@ custom_hooks = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=3, max_keep_ckpts=2, save_best='auto'))
+    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=2, save_best='auto'))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))

@@ -5,6 +5,7 @@ import torch
 from mmdet.datasets import CocoDataset
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
+from mmengine.registry import DefaultScope
 
 from ..model_cfg import efficientdet_model
 from .effdet import (check_state_dict, convert_effdet_state_dict, load_torch_file,
@@ -21,7 +22,8 @@ def convert_effdet_checkpoint(src: str, dst: Optional[str], level: str, num_clas
     register_all_modules(init_default_scope=False)
     state_dict = convert_effdet_state_dict(unwrap_state_dict(load_torch_file(src), use_ema),
                                            num_classes=num_classes)
-    model = MODELS.build(efficientdet_model(level, num_classes=num_classes))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(efficientdet_model(level, num_classes=num_classes))
     check_state_dict(state_dict, model.state_dict(), f'EfficientDet-{level} model')
     classes = (tuple(CocoDataset.METAINFO['classes']) if num_classes == 80 else
                tuple(f'coco_id_{i}' for i in range(1, 91)))
