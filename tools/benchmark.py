@@ -30,13 +30,16 @@ class TensorForward(torch.nn.Module):
 
 
 def complexity(model, size):
+    """(params, FLOPs) of the whole detector and of its neck alone."""
+    neck_params = sum(p.numel() for p in model.neck.parameters())
     model = TensorForward(model.eval())
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, torch.randn(1, 3, size, size))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         flops = analyzer.total()
-    return params, flops
+        neck_flops = analyzer.by_module()['detector.neck']
+    return params, flops, neck_params, neck_flops
 
 
 def latency(module, inputs, repeats):
@@ -72,14 +75,17 @@ def main():
     if args.mode == 'complexity':
         rows = []
         for path in args.configs:
-            params, flops = complexity(MODELS.build(Config.fromfile(path).model), args.size)
-            rows.append((path, params, flops))
+            rows.append((path, *complexity(MODELS.build(Config.fromfile(path).model),
+                                           args.size)))
         base = rows[0]
-        print(f'{"config":60s} {"params":>12s} {"GFLOPs":>8s} {"params x":>8s} {"FLOPs x":>8s}'
-              f'   (input {args.size}x{args.size}, ratios to the first row)')
-        for path, params, flops in rows:
-            print(f'{path:60s} {params:12,d} {flops / 1e9:8.2f} {params / base[1]:8.2f} '
-                  f'{flops / base[2]:8.2f}')
+        print(f'input {args.size}x{args.size}; FLOPs = multiply-adds; x = ratio to the first row')
+        print(f'{"config":44s} {"params":>11s} {"GFLOPs":>7s} {"x":>5s} {"x":>5s} | '
+              f'{"neck params":>11s} {"GFLOPs":>7s} {"x":>5s} {"x":>5s}')
+        for path, params, flops, neck_params, neck_flops in rows:
+            print(f'{path.split("/")[-1][:-3]:44s} {params:11,d} {flops / 1e9:7.2f} '
+                  f'{params / base[1]:5.2f} {flops / base[2]:5.2f} | {neck_params:11,d} '
+                  f'{neck_flops / 1e9:7.2f} {neck_params / base[3]:5.2f} '
+                  f'{neck_flops / base[4]:5.2f}')
     elif args.mode == 'speed':
         for level in args.levels:
             model = TensorForward(MODELS.build(efficientdet_model(level)))

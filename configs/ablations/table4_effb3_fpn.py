@@ -1,11 +1,7 @@
-# Paper Table 4, row 2: EfficientNet-B3 + FPN (mmdet's FPN at the D3 width; D3 head).
-_base_ = '../efficientdet/efficientdet_d3_16xb4-300e_coco.py'
+# Paper Table 4, row 2: RetinaNet with ResNet-50 replaced by EfficientNet-B3 (mmdet's FPN and
+# RetinaHead kept), at EfficientDet-D3's input size.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
 model = dict(
-    neck=dict(
-        _delete_=True,
-        type='FPN',
-        in_channels=[48, 136, 384],
-        out_channels=160,
-        start_level=0,
-        add_extra_convs='on_input',
-        num_outs=5))
+    backbone=dict(_delete_=True, type='TFEfficientNet', arch='b3', out_indices=(2, 3, 4)),
+    neck=dict(in_channels=[48, 136, 384], start_level=0, add_extra_convs='on_input'))

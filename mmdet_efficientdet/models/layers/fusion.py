@@ -41,7 +41,10 @@ class WeightedFusion(nn.Module):
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         if self.mode == 'sum':
-            return torch.stack(inputs, dim=-1).sum(dim=-1)
+            out = inputs[0]
+            for x in inputs[1:]:
+                out = out + x
+            return out
         weights = self.normalized_weights().to(inputs[0].dtype)
         out = inputs[0] * weights[0]
         for weight, x in zip(weights[1:], inputs[1:]):
