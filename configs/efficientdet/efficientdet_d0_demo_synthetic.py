@@ -7,8 +7,8 @@ from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipeli
 
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
 
-image_size = 224
-max_epochs = 20
+image_size = 192
+max_epochs = 24
 # BN momentum 0.1 (not the paper's 0.01): over a ~900-iteration run the slow running statistics
 # lag so far behind the weights that eval-mode outputs collapse.
 model = efficientdet_model(
@@ -23,7 +23,7 @@ train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(
 data_root = 'data/synthetic/'
 metainfo = dict(classes=CLASSES, palette=PALETTE)
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=8,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -62,12 +62,12 @@ test_cfg = dict(type='TestLoop')
 # Short from-scratch CPU schedule: AdamW converges much faster here than the paper's SGD.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=1e-4),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', eta_min=2e-5, begin=0, end=max_epochs, T_max=max_epochs,
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=60),
+    dict(type='CosineAnnealingLR', eta_min=3e-5, begin=0, end=max_epochs, T_max=max_epochs,
          by_epoch=True, convert_to_iter_based=True),
 ]
 custom_hooks = [
@@ -76,7 +76,8 @@ custom_hooks = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=2, save_best='auto'))
+    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=2,
+                    save_best='coco/bbox_mAP', rule='greater'))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))
