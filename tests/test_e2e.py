@@ -9,6 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from PIL import Image
 from pycocotools.coco import COCO
 
 from mmdet_efficientdet.datasets import CLASSES, make_synthetic_coco
@@ -40,8 +41,7 @@ def test_dataset_is_valid_coco_and_deterministic(tmp_path):
             x, y, bw, bh = ann['bbox']
             assert 0 <= x and 0 <= y and x + bw <= w and y + bh <= h and bw > 0 and bh > 0
             boxes.append(bw * bh)
-        pixels = np.asarray(__import__('PIL.Image').Image.open(
-            osp.join(tmp_path, 'a', 'train', image['file_name'])))
+        pixels = np.asarray(Image.open(osp.join(tmp_path, 'a', 'train', image['file_name'])))
         assert pixels.shape == (h, w, 3) and pixels.std() > 5  # textured, not flat
     assert empty >= 1 and len(sizes) > 10
     assert min(boxes) < 32**2 < 96**2 < max(boxes)  # small to large

@@ -128,6 +128,7 @@ class TFEfficientNet(BaseModule):
                 index += 1
             self.blocks.append(nn.Sequential(*layers))
         self.out_channels = [stages[s][-1].out_channels for s in STRIDE_LEVEL_STAGES]
+        self.out_stages = {STRIDE_LEVEL_STAGES[level] for level in out_indices}
         self._freeze_stages()
 
     def _frozen_modules(self) -> List[nn.Module]:
@@ -153,10 +154,9 @@ class TFEfficientNet(BaseModule):
     def forward(self, x: torch.Tensor) -> tuple:
         x = self.stem(x)
         outs = []
-        level_of_stage = {stage: level for level, stage in enumerate(STRIDE_LEVEL_STAGES)}
         for index, stage in enumerate(self.blocks):
             x = self._run_stage(stage, x)
-            if level_of_stage.get(index) in self.out_indices:
+            if index in self.out_stages:
                 outs.append(x)
         return tuple(outs)
 
