@@ -11,7 +11,7 @@ PYTHON = sys.executable
 
 
 def write_tiny_config(path, data_root, *, max_epochs=2, sync_bn=False, image_size=128,
-                      batch_size=2, extra=''):
+                      batch_size=2):
     """A config inheriting the demo one, shrunk to a few iterations on ``data_root``."""
     with open(path, 'w') as f:
         f.write(f'''
@@ -33,7 +33,6 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=10, save_best=None))
 log_processor = dict(window_size=1)
-{extra}
 ''')
     return str(path)
 

@@ -69,7 +69,6 @@ def main():
     p.add_argument('--repeats', type=int, default=10)
     args = parser.parse_args()
     register_all_modules()
-    torch.set_num_threads(torch.get_num_threads())
     print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
 
     if args.mode == 'complexity':

@@ -2,7 +2,7 @@
 # embedded synthetic set (tools/make_dataset.py → data/synthetic) at a CPU-sized 256x256 input.
 # `make demo` runs it: train → test (COCO AP table) → drawn predictions → loss/mAP plot.
 _base_ = ['mmdet::_base_/default_runtime.py']
-from mmdet_efficientdet.datasets import CLASSES, PALETTE  # noqa: E402
+from mmdet_efficientdet.datasets import synthetic  # noqa: E402  (a module: not a cfg key)
 from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
 
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
@@ -12,7 +12,7 @@ max_epochs = 24
 # BN momentum 0.1 (not the paper's 0.01): over a ~900-iteration run the slow running statistics
 # lag so far behind the weights that eval-mode outputs collapse.
 model = efficientdet_model(
-    'd0', num_classes=len(CLASSES), drop_path_rate=0.0,
+    'd0', num_classes=len(synthetic.CLASSES), drop_path_rate=0.0,
     norm_cfg=dict(type='BN', eps=1e-3, momentum=0.1, requires_grad=True))
 model['test_cfg']['score_thr'] = 0.05
 model['channels_last'] = True  # 1.3x faster training steps on CPU
@@ -21,7 +21,7 @@ model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))
 
 data_root = 'data/synthetic/'
-metainfo = dict(classes=CLASSES, palette=PALETTE)
+metainfo = dict(classes=synthetic.CLASSES, palette=synthetic.PALETTE)
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
