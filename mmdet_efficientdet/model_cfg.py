@@ -2,11 +2,15 @@
 ``configs/efficientdet/`` (each is a few lines: ``phi`` and what differs from the recipe)."""
 from typing import Optional
 
-from .scaling import efficientdet_dims
+from .scaling import NORMALIZATION, efficientdet_dims, imagenet_checkpoint
 
 BN = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True)
 SYNC_BN = dict(type='SyncBN', eps=1e-3, momentum=0.01, requires_grad=True)
-IMAGENET_MEAN_BGR = (104, 116, 124)
+# The reference's detection selection (effdet DetBenchPredict): see EfficientDetHead.
+NMS = dict(type='nms', iou_threshold=0.5)
+# effdet's soft-NMS (its official AP figures use it): Gaussian, sigma 0.5, scores >= 0.001.
+SOFT_NMS = dict(type='soft_nms', iou_threshold=0.3, sigma=0.5, min_score=0.001,
+                method='gaussian')
 
 
 def efficientdet_model(phi: str,
@@ -14,23 +18,44 @@ def efficientdet_model(phi: str,
                        sync_bn: bool = False,
                        norm_cfg: Optional[dict] = None,
                        padding_mode: str = 'same',
-                       drop_path_rate: float = 0.2,
-                       backbone_init_cfg: Optional[dict] = None) -> dict:
+                       drop_path_rate: Optional[float] = None,
+                       imagenet_backbone: bool = False,
+                       backbone_init_cfg: Optional[dict] = None,
+                       input_size: Optional[int] = None,
+                       soft_nms: bool = False,
+                       channels_last: bool = True) -> dict:
     """The ``model`` dict of EfficientDet-``phi`` with the paper's training settings.
 
     ``sync_bn`` selects SyncBN (the paper's recipe; ``EfficientDetector`` falls back to BN
     where a run cannot synchronise); ``norm_cfg`` overrides the norm entirely.
+    ``imagenet_backbone`` starts the backbone from timm's ImageNet ``tf_efficientnet_bX``
+    release file (``backbone_init_cfg`` sets any other init). Images are padded to
+    ``input_size`` (default: the level's) in the data preprocessor, so ``img_shape`` stays
+    the image's own and boxes are clipped to it. ``drop_path_rate`` defaults to the level's.
+    ``channels_last`` keeps weights and activations channels-last (faster depthwise convs on
+    CPUs and tensor cores; ``tools/benchmark.py latency``).
     """
     d = efficientdet_dims(phi)
     norm_cfg = dict(norm_cfg or (SYNC_BN if sync_bn else BN))
+    input_size = input_size or d['input_size']
+    mean, std = NORMALIZATION[d['normalize']]
+    if drop_path_rate is None:
+        drop_path_rate = d['drop_path_rate']
+    act_cfg = dict(type=d['act'])
+    if imagenet_backbone:
+        backbone_init_cfg = dict(type='Pretrained', checkpoint=imagenet_checkpoint(d['backbone']))
     return dict(
         type='EfficientDetector',
+        channels_last=channels_last,
         data_preprocessor=dict(
             type='DetDataPreprocessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
+            mean=list(mean),
+            std=list(std),
             bgr_to_rgb=True,
-            pad_size_divisor=1),
+            # Pads (with the mean: 0 after normalisation) to input_size x input_size: the
+            # pipelines resize every image to fit in it.
+            pad_size_divisor=input_size,
+            batch_augments=[dict(type='BatchFixedSizePad', size=(input_size, input_size))]),
         backbone=dict(
             type='TFEfficientNet',
             arch=d['backbone'],
@@ -48,7 +73,8 @@ def efficientdet_model(phi: str,
             topology='bifpn',
             fusion=d['fusion'],
             padding_mode=padding_mode,
-            norm_cfg=norm_cfg),
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg),
         bbox_head=dict(
             type='EfficientDetHead',
             num_classes=num_classes,
@@ -57,6 +83,7 @@ def efficientdet_model(phi: str,
             num_levels=d['num_outs'],
             padding_mode=padding_mode,
             norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
             anchor_generator=dict(
                 type='EfficientDetAnchorGenerator',
                 strides=d['strides'],
@@ -81,23 +108,37 @@ def efficientdet_model(phi: str,
             allowed_border=-1,
             pos_weight=-1,
             debug=False),
+        # The reference's selection: top 5000 (anchor, class) pairs over all levels, no
+        # score threshold, clip to the image, batched NMS 0.5, best 100.
         test_cfg=dict(
+            topk='all_levels',
             nms_pre=5000,
-            min_bbox_size=0,
-            score_thr=0.001,
-            nms=dict(type='nms', iou_threshold=0.5),
+            score_thr=0.0,
+            nms=dict(SOFT_NMS if soft_nms else NMS),
             max_per_img=100))
 
 
-def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
-    """(train, test) pipelines: scale jitter + crop + flip, and resize + pad to a square.
+def efficientdet_param_scheduler(max_epochs: int) -> list:
+    """1 epoch linear warm-up from lr/10, then cosine to 0 over the other epochs."""
+    return [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+             convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=1, end=max_epochs,
+             T_max=max_epochs - 1, convert_to_iter_based=True),
+    ]
 
-    ``image_size`` is a side length or a level name (``'d0'`` …: its input size).
+
+def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
+    """(train, test) pipelines: scale jitter + crop + flip, and resize to fit a square (test:
+    the reference's one-scale resize, ``EfficientDetResize``).
+
+    ``image_size`` is a side length or a level name (``'d0'`` …: its input size). Nothing is
+    padded here: the data preprocessor pads (see :func:`efficientdet_model`), so
+    ``img_shape`` is the resized image itself.
     """
     if isinstance(image_size, str):
         image_size = efficientdet_dims(image_size)['input_size']
     size = (image_size, image_size)
-    pad = dict(img=IMAGENET_MEAN_BGR)
     train = [
         dict(type='LoadImageFromFile', backend_args=None),
         dict(type='LoadAnnotations', with_bbox=True),
@@ -105,13 +146,11 @@ def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
         dict(type='RandomCrop', crop_size=size, allow_negative_crop=True),
         dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2), keep_empty=True),
         dict(type='RandomFlip', prob=0.5),
-        dict(type='Pad', size=size, pad_val=pad),
         dict(type='PackDetInputs'),
     ]
     test = [
         dict(type='LoadImageFromFile', backend_args=None),
-        dict(type='Resize', scale=size, keep_ratio=True),
-        dict(type='Pad', size=size, pad_val=pad),
+        dict(type='EfficientDetResize', scale=size),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='PackDetInputs',
              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),

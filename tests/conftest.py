@@ -13,6 +13,7 @@ import mmdet_efficientdet  # noqa: F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES = osp.join(osp.dirname(ROOT), 'shared', 'fixtures', 'effdet')
 LEVELS = ('d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd7x')
+LITE_LEVELS = ('lite0', 'lite1', 'lite2', 'lite3', 'lite3x', 'lite4')
 
 register_all_modules(init_default_scope=True)
 

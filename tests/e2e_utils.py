@@ -17,7 +17,8 @@ def write_tiny_config(path, data_root, *, max_epochs=2, sync_bn=False, image_siz
         f.write(f'''
 _base_ = [{osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')!r}]
 from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
-model = efficientdet_model('d0', num_classes=4, sync_bn={sync_bn}, drop_path_rate=0.0)
+model = efficientdet_model('d0', num_classes=4, sync_bn={sync_bn}, drop_path_rate=0.0,
+                           input_size={image_size})
 model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines({image_size}, scale_range=(0.8, 1.2))
 data_root = {data_root + '/'!r}

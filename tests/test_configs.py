@@ -7,11 +7,14 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-from mmdet_efficientdet.scaling import D_LEVELS, efficientdet_dims
+from mmdet_efficientdet.model_cfg import efficientdet_model
+from mmdet_efficientdet.scaling import (D_LEVELS, IMAGENET_CHECKPOINTS, NORMALIZATION,
+                                        efficientdet_dims)
 
 from .conftest import ROOT, build
 
-LEVEL_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/efficientdet/efficientdet_d*_coco.py')))
+LEVEL_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/efficientdet/efficientdet_*_coco.py')))
+LITE_CONFIGS = [p for p in LEVEL_CONFIGS if osp.basename(p).startswith('efficientdet_lite')]
 OTHER_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/ablations/*.py')) +
                        glob.glob(osp.join(ROOT, 'configs/bifpn_in/*.py')))
 
@@ -31,20 +34,38 @@ def test_level_config_follows_the_table_and_builds(path):
     d = efficientdet_dims(phi)
     model = cfg.model
     assert model.backbone.arch == d['backbone']
+    assert model.neck.act_cfg.type == model.bbox_head.act_cfg.type == d['act']
+    mean, std = NORMALIZATION[d['normalize']]
+    assert (model.data_preprocessor.mean, model.data_preprocessor.std) == (list(mean), list(std))
     assert (model.neck.out_channels, model.neck.num_repeats, model.neck.fusion,
             model.neck.num_outs) == (d['width'], d['fpn_repeats'], d['fusion'], d['num_outs'])
     assert model.bbox_head.num_repeats == d['head_repeats']
     assert model.bbox_head.anchor_generator.anchor_scale == d['anchor_scale']
     size = (d['input_size'], d['input_size'])
     assert [s['scale'] for s in cfg.train_pipeline if s['type'] == 'RandomResize'] == [size]
-    assert [s['scale'] for s in cfg.test_pipeline if s['type'] == 'Resize'] == [size]
+    assert [s['scale'] for s in cfg.test_pipeline if s['type'] == 'EfficientDetResize'] == [size]
+    # padding is the data preprocessor's (img_shape stays the image's), not the pipelines'
+    assert not [s for s in cfg.train_pipeline + cfg.test_pipeline if 'Pad' in s['type']]
+    assert model.data_preprocessor.pad_size_divisor == d['input_size']
+    assert model.data_preprocessor.batch_augments == [dict(type='BatchFixedSizePad', size=size)]
+    # the reference's selection
+    assert model.test_cfg.topk == 'all_levels' and model.test_cfg.nms_pre == 5000
+    assert model.test_cfg.nms == dict(type='nms', iou_threshold=0.5)
+    # ImageNet backbone: timm's release file of the level's EfficientNet
+    assert model.backbone.init_cfg == dict(type='Pretrained', checkpoint=(
+        'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/'
+        + IMAGENET_CHECKPOINTS[d['backbone']]))
     # the recipe
     assert cfg.optim_wrapper.optimizer.lr == 0.08 and cfg.auto_scale_lr.base_batch_size == 64
     assert cfg.optim_wrapper.clip_grad.max_norm == 10
     assert cfg.custom_hooks[0].momentum == pytest.approx(1 - 0.9998)
     assert model.bbox_head.loss_cls.gamma == 1.5 and model.test_cfg.max_per_img == 100
     assert model.backbone.norm_cfg.type == 'SyncBN'
-    assert cfg.train_cfg.max_epochs == 300
+    assert cfg.train_cfg.max_epochs == (600 if phi in ('d7', 'd7x') else 300)
+    assert ('600e' if phi in ('d7', 'd7x') else '300e') in osp.basename(path)
+    cosine = cfg.param_scheduler[1]
+    assert (cosine.type, cosine.end, cosine.T_max) == ('CosineAnnealingLR', cfg.train_cfg.max_epochs,
+                                                       cfg.train_cfg.max_epochs - 1)
     detector = build(model)  # SyncBN → BN here (no distributed GPU run)
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in detector.modules())
 
@@ -62,11 +83,15 @@ def _tiny_batch(model, num_images=2, size=(128, 160)):
     return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
 
 
-@pytest.mark.parametrize('path', OTHER_CONFIGS, ids=lambda p: osp.basename(p)[:-3])
+@pytest.mark.parametrize('path', OTHER_CONFIGS + LITE_CONFIGS, ids=lambda p: osp.basename(p)[:-3])
 def test_dropin_and_ablation_configs_train_one_step(path):
     cfg = Config.fromfile(path)
     if (cfg.model.backbone.get('init_cfg') or {}).get('type') == 'Pretrained':
         cfg.model.backbone.init_cfg = None  # torchvision://resnet50: no download in tests
+    if cfg.model.data_preprocessor.get('batch_augments'):
+        # the level's fixed-size padding (up to 1536 px) would not fit a tiny CPU step
+        cfg.model.data_preprocessor.pad_size_divisor = 32
+        cfg.model.data_preprocessor.batch_augments = None
     model = build(cfg.model)
     model.init_weights()
     model.train()
@@ -76,3 +101,27 @@ def test_dropin_and_ablation_configs_train_one_step(path):
     loss.backward()
     grads = [p.grad for p in model.neck.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
+
+
+def test_finetune_config_keeps_everything_but_the_class_conv(tmp_path):
+    coco = build(efficientdet_model('d0', num_classes=80))
+    torch.manual_seed(5)
+    coco.init_weights()
+    checkpoint = str(tmp_path / 'efficientdet_d0_coco.pth')
+    torch.save(dict(state_dict=coco.state_dict()), checkpoint)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/finetune/efficientdet_d0_coco-pretrained_'
+                                   'synthetic.py'))
+    assert cfg.model.init_cfg == dict(type='Pretrained',
+                                      checkpoint='checkpoints/efficientdet_d0_coco.pth')
+    assert cfg.model.bbox_head.num_classes == 4
+    assert cfg.model.bbox_head.anchor_generator.anchor_scale == 4.0  # as trained on COCO
+    cfg.model.init_cfg.checkpoint = checkpoint
+    model = build(cfg.model)
+    model.init_weights()
+    reinitialised = {'bbox_head.conv_cls.pointwise.conv.weight',
+                     'bbox_head.conv_cls.pointwise.conv.bias'}
+    for key, value in coco.state_dict().items():
+        if key not in reinitialised:
+            assert torch.equal(model.state_dict()[key], value), key
+    bias = model.bbox_head.conv_cls.pointwise.conv.bias
+    assert bias.shape == (9 * 4, ) and torch.allclose(bias, torch.full_like(bias, -4.59512))

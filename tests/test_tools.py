@@ -72,3 +72,17 @@ def test_converter_refuses_another_level(tmp_path):
     assert ("is not a tf_efficientdet_d0 checkpoint: shape mismatch at "
             "'neck.extra_levels.0.conv.conv.weight': checkpoint (88, 320, 1, 1)") in proc.stderr
     assert not osp.exists(tmp_path / 'x.pth')
+
+
+def test_seed_alone_keeps_the_configs_deterministic_setting():
+    from mmengine.config import Config
+
+    from mmdet_efficientdet.engine import apply_randomness_args
+    cfg = Config(dict(randomness=dict(seed=1, deterministic=True, diff_rank_seed=True)))
+    apply_randomness_args(cfg, 7, False)
+    assert cfg.randomness == dict(seed=7, deterministic=True, diff_rank_seed=True)
+    cfg = Config(dict())
+    apply_randomness_args(cfg, None, True)
+    assert cfg.randomness == dict(deterministic=True)
+    apply_randomness_args(cfg, None, False)
+    assert cfg.randomness == dict(deterministic=True)

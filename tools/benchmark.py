@@ -4,8 +4,13 @@ of whole detectors. Prints a table; never a test.
     python tools/benchmark.py complexity configs/ablations/*.py --size 896
     python tools/benchmark.py speed --levels d0 d1 --size 512
     python tools/benchmark.py fusion --level d0 --size 512
+    python tools/benchmark.py latency --level d0 --batch-sizes 1 8 --repeats 15
 """
 import argparse
+import copy
+import os.path as osp
+import statistics
+import tempfile
 import time
 
 import torch
@@ -52,6 +57,88 @@ def latency(module, inputs, repeats):
     return (time.perf_counter() - start) / repeats * 1000
 
 
+def timings(run, repeats):
+    """Milliseconds of each of ``repeats`` calls of ``run`` after one warm-up call."""
+    run()
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def latency_variants(level, size, batch_size):
+    """(name, network-only callable, end-to-end callable) of each way to run the model."""
+    from mmdet.structures import DetDataSample
+
+    from mmdet_efficientdet.deploy import export_onnx, onnx_session
+    torch.manual_seed(0)
+    eager = MODELS.build(efficientdet_model(level))
+    eager.init_weights()
+    eager.eval()
+    channels_last = copy.deepcopy(eager)
+    channels_last.channels_last = True
+    channels_last.to(memory_format=torch.channels_last)
+    deploy = copy.deepcopy(channels_last)
+    deploy.switch_to_deploy((size, size))
+    folder = tempfile.mkdtemp()
+    raw_path, det_path = osp.join(folder, 'raw.onnx'), osp.join(folder, 'det.onnx')
+    export_onnx(copy.deepcopy(eager), raw_path, (size, size), batch_size)
+    export_onnx(copy.deepcopy(eager), det_path, (size, size), batch_size, detections=True)
+    raw_session, det_session = onnx_session(raw_path), onnx_session(det_path)
+
+    inputs = torch.randn(batch_size, 3, size, size)
+    # end to end: resized uint8 images (a 4:3 photo fitted into the square) → detections
+    images = [torch.randint(0, 256, (3, size * 3 // 4, size), dtype=torch.uint8)
+              for _ in range(batch_size)]
+    meta = dict(img_shape=(size * 3 // 4, size), ori_shape=(size * 3 // 4 * 2, size * 2),
+                scale_factor=(0.5, 0.5))
+
+    def data():
+        return dict(inputs=list(images),
+                    data_samples=[DetDataSample(metainfo=meta) for _ in images])
+
+    def network(model):
+        return lambda: model._forward(inputs)
+
+    def end_to_end(model):
+        def run():
+            batch = model.data_preprocessor(data())
+            return model.predict(batch['inputs'], batch['data_samples'])
+        return run
+
+    def onnx_end_to_end():
+        batch = eager.data_preprocessor(data())
+        return det_session.run(None, {'inputs': batch['inputs'].numpy()})
+
+    return [
+        ('eager', network(eager), end_to_end(eager)),
+        ('channels-last', network(channels_last), end_to_end(channels_last)),
+        ('deploy (+channels-last)', network(deploy), end_to_end(deploy)),
+        ('onnxruntime', lambda: raw_session.run(None, {'inputs': inputs.numpy()}),
+         onnx_end_to_end),
+    ]
+
+
+def latency_table(level, size, batch_sizes, repeats):
+    print(f'EfficientDet-{level} {size}x{size}; median ms per batch over {repeats} runs '
+          '(min-max); x = median of eager / median')
+    print(f'{"batch":>5s} {"variant":24s} {"network":>22s} {"x":>5s} {"end to end":>22s} '
+          f'{"x":>5s} {"e2e/net":>7s}')
+    for batch_size in batch_sizes:
+        rows = []
+        for name, network, end_to_end in latency_variants(level, size, batch_size):
+            with torch.no_grad():
+                rows.append((name, timings(network, repeats), timings(end_to_end, repeats)))
+        base_net, base_e2e = (statistics.median(t) for t in rows[0][1:])
+        for name, net, e2e in rows:
+            net_ms, e2e_ms = statistics.median(net), statistics.median(e2e)
+            print(f'{batch_size:5d} {name:24s} {net_ms:8.1f} ({min(net):6.1f}-{max(net):6.1f}) '
+                  f'{base_net / net_ms:5.2f} {e2e_ms:8.1f} ({min(e2e):6.1f}-{max(e2e):6.1f}) '
+                  f'{base_e2e / e2e_ms:5.2f} {e2e_ms / net_ms:7.2f}')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +150,12 @@ def main():
     p.add_argument('--levels', nargs='+', default=['d0'])
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--repeats', type=int, default=5)
+    p = sub.add_parser('latency', help='network-only and end-to-end latency: eager, '
+                       'channels-last, deploy mode, onnxruntime')
+    p.add_argument('--level', default='d0')
+    p.add_argument('--size', type=int, default=512)
+    p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
+    p.add_argument('--repeats', type=int, default=15)
     p = sub.add_parser('fusion', help='CPU latency of the BiFPN neck per fusion mode')
     p.add_argument('--level', default='d0')
     p.add_argument('--size', type=int, default=512)
@@ -85,6 +178,8 @@ def main():
                   f'{params / base[1]:5.2f} {flops / base[2]:5.2f} | {neck_params:11,d} '
                   f'{neck_flops / 1e9:7.2f} {neck_params / base[3]:5.2f} '
                   f'{neck_flops / base[4]:5.2f}')
+    elif args.mode == 'latency':
+        latency_table(args.level, args.size, args.batch_sizes, args.repeats)
     elif args.mode == 'speed':
         for level in args.levels:
             model = TensorForward(MODELS.build(efficientdet_model(level)))

@@ -1,7 +1,9 @@
-"""Convert an effdet (rwightman/efficientdet-pytorch) tf_efficientdet_dX checkpoint into an
-mmdet checkpoint for configs/efficientdet/efficientdet_dX_*.py.
+"""Convert an effdet (rwightman/efficientdet-pytorch) tf_efficientdet_dX or
+tf_efficientdet_liteX checkpoint into an mmdet checkpoint for
+configs/efficientdet/efficientdet_<level>_*.py.
 
     python tools/convert_weights.py tf_efficientdet_d0_34-f153e0cf.pth d0.pth --level d0
+    python tools/convert_weights.py tf_efficientdet_lite0-dfacfc78.pth lite0.pth --level lite0
 
 Accepts plain state dicts and ones wrapped in state_dict / state_dict_ema (EMA preferred
 unless --no-ema); loads with weights_only=True; reorders TF's (ty, tx, th, tw) box deltas;

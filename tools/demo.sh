@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 CONFIG=configs/efficientdet/efficientdet_d0_demo_synthetic.py
 WORK_DIR=${WORK_DIR:-work_dirs/demo}
+SEED=${SEED:-0}
 start=$(date +%s)
 
 if [ ! -f data/synthetic/annotations/instances_val.json ]; then
@@ -15,9 +16,9 @@ else
   echo "[demo] 1/4 dataset present: data/synthetic"
 fi
 
-echo "[demo] 2/4 training $CONFIG → $WORK_DIR"
+echo "[demo] 2/4 training $CONFIG → $WORK_DIR (seed $SEED)"
 rm -rf "$WORK_DIR"
-"$PYTHON" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --seed 0
+"$PYTHON" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --seed "$SEED"
 
 checkpoint=$(cat "$WORK_DIR/last_checkpoint")
 echo "[demo] 3/4 testing $checkpoint (COCO metric; predictions drawn for the val images)"

@@ -8,7 +8,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.engine import add_runner_args, amp_unavailable_reason, load_runner_config
+from mmdet_efficientdet.engine import (add_runner_args, amp_unavailable_reason,
+                                       apply_randomness_args, load_runner_config)
 
 
 def parse_args():
@@ -40,11 +41,7 @@ def main():
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             sys.exit('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
-    if args.seed is not None or args.deterministic:
-        cfg.randomness = dict(cfg.get('randomness', {}))
-        if args.seed is not None:
-            cfg.randomness['seed'] = args.seed
-        cfg.randomness['deterministic'] = args.deterministic
+    apply_randomness_args(cfg, args.seed, args.deterministic)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

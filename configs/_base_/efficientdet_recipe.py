@@ -6,6 +6,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
+from mmdet_efficientdet.model_cfg import efficientdet_param_scheduler  # noqa: E402
 
 max_epochs = 300
 # 8 GPUs x 8 images = 64 images per step at lr 0.08; --auto-scale-lr rescales other sizes.
@@ -19,13 +20,8 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.08, momentum=0.9, weight_decay=4e-5),
     paramwise_cfg=dict(norm_decay_mult=0.0),
     clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    # 1 epoch linear warmup 0.008 → 0.08, then cosine to 0 over the other 299 epochs.
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=1, end=max_epochs,
-         T_max=max_epochs - 1, convert_to_iter_based=True),
-]
+# 1 epoch linear warmup 0.008 → 0.08, then cosine to 0 over the other epochs.
+param_scheduler = efficientdet_param_scheduler(max_epochs)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

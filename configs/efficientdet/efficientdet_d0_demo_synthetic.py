@@ -12,10 +12,15 @@ max_epochs = 24
 # BN momentum 0.1 (not the paper's 0.01): over a ~900-iteration run the slow running statistics
 # lag so far behind the weights that eval-mode outputs collapse.
 model = efficientdet_model(
-    'd0', num_classes=len(synthetic.CLASSES), drop_path_rate=0.0,
+    'd0', num_classes=len(synthetic.CLASSES), drop_path_rate=0.0, input_size=image_size,
     norm_cfg=dict(type='BN', eps=1e-3, momentum=0.1, requires_grad=True))
 model['test_cfg']['score_thr'] = 0.05
-model['channels_last'] = True  # 1.3x faster training steps on CPU
+# From scratch in 24 epochs, a head that starts near zero (mmdet's RetinaHead init) trains
+# better than the reference's fan-in init, which starts with unit-variance box deltas
+# (measured at seed 0: val mAP 0.31 with the reference's head init, see README).
+model['bbox_head']['init_cfg'] = dict(
+    type='Normal', layer='Conv2d', std=0.01,
+    override=dict(type='Normal', name='conv_cls', std=0.01, bias_prob=0.01))
 # The shapes are 12-200 px: anchors of 2 strides (16 px at P3) fit them better than 4.
 model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))

@@ -184,13 +184,16 @@ def load_backbone_checkpoint(backbone: torch.nn.Module, checkpoint,
     """Load weights into a :class:`TFEfficientNet`, strictly.
 
     ``checkpoint`` is a path/URL or a loaded dict in our naming (optionally under
-    ``prefix``, e.g. ``'backbone.'`` of an mmdet checkpoint), timm ``tf_efficientnet_bX``
-    naming, or a whole effdet detector (its ``backbone.*`` part is used).
+    ``prefix``, as mmengine's ``PretrainedInit`` takes it: ``'backbone'`` selects the
+    ``backbone.*`` keys of a detector checkpoint), timm ``tf_efficientnet_bX`` naming, or a
+    whole effdet detector (its ``backbone.*`` part is used when no prefix is given).
     """
     loaded = load_torch_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
     state_dict = unwrap_state_dict(loaded)
     if prefix is None:
         prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
+    elif prefix and not prefix.endswith('.'):
+        prefix += '.'
     if prefix:
         state_dict = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
                                  if k.startswith(prefix))

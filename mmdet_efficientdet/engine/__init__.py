@@ -48,6 +48,18 @@ def add_runner_args(parser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def apply_randomness_args(cfg: Config, seed: Optional[int], deterministic: bool) -> None:
+    """``--seed`` / ``--deterministic``: set what was asked for, keep the config's other
+    ``randomness`` settings (``--seed`` alone leaves ``randomness.deterministic`` as it is)."""
+    if seed is None and not deterministic:
+        return
+    cfg.randomness = dict(cfg.get('randomness', {}))
+    if seed is not None:
+        cfg.randomness['seed'] = seed
+    if deterministic:
+        cfg.randomness['deterministic'] = True
+
+
 def load_runner_config(args) -> Config:
     """Config of ``args.config`` with ``--cfg-options``, ``--launcher`` and ``--work-dir``
     (default ``work_dirs/<config name>``) applied; ready for CPU-only distributed runs."""

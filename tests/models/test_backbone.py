@@ -9,17 +9,24 @@ from mmdet_efficientdet.models import TFEfficientNet
 from ..conftest import build, load_fixture, load_schema, num_params, schema_params
 
 ARCH_OF_LEVEL = {'d0': 'b0', 'd1': 'b1', 'd2': 'b2', 'd3': 'b3', 'd4': 'b4', 'd5': 'b5',
-                 'd6': 'b6', 'd7x': 'b7'}
+                 'd6': 'b6', 'd7x': 'b7', 'lite0': 'lite0', 'lite1': 'lite1', 'lite2': 'lite2',
+                 'lite3': 'lite3', 'lite4': 'lite4'}
 
 
 @pytest.mark.parametrize('level,arch', sorted(ARCH_OF_LEVEL.items()))
 def test_param_count_equals_effdet_backbone(level, arch):
     schema = load_schema(level)
     assert schema['config']['backbone_name'] == f'tf_efficientnet_{arch}'
+    # the same key set as timm's: Lite has no squeeze-excite and a fixed 32-channel stem
+    ours = TFEfficientNet(arch).state_dict()
+    theirs = convert_timm_efficientnet({k[len('backbone.'):]: torch.zeros(v) for k, v in
+                                        schema['state_dict'].items() if k.startswith('backbone.')})
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape)
+                                                            for k, v in theirs.items()}
     assert num_params(TFEfficientNet(arch)) == schema_params(schema, 'backbone.')
 
 
-@pytest.mark.parametrize('level', ['d0', 'd1'])
+@pytest.mark.parametrize('level', ['d0', 'd1', 'lite0', 'lite1'])
 def test_effdet_backbone_keys_load_strictly(level):
     fixture = load_fixture(level)
     model = TFEfficientNet(ARCH_OF_LEVEL[level])
@@ -38,10 +45,11 @@ def _timm_state_dict(level):
     return sd
 
 
-def test_timm_imagenet_naming_loads_via_init_cfg(tmp_path):
-    path = str(tmp_path / 'tf_efficientnet_b0.pth')
-    torch.save({'state_dict': _timm_state_dict('d0')}, path)
-    model = build(dict(type='TFEfficientNet', arch='b0',
+@pytest.mark.parametrize('level', ['d0', 'lite0'])
+def test_timm_imagenet_naming_loads_via_init_cfg(level, tmp_path):
+    path = str(tmp_path / f'tf_efficientnet_{ARCH_OF_LEVEL[level]}.pth')
+    torch.save({'state_dict': _timm_state_dict(level)}, path)
+    model = build(dict(type='TFEfficientNet', arch=ARCH_OF_LEVEL[level],
                        init_cfg=dict(type='Pretrained', checkpoint=path)))
     model.init_weights()
     assert torch.equal(model.blocks[6][0].depthwise_conv.bn.running_mean,

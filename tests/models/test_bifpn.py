@@ -99,3 +99,18 @@ def test_d7x_has_six_levels_and_checks_inputs():
     assert len(outs) == 6 and outs[-1].shape[-1] == 1
     with pytest.raises(ValueError, match='expects 3 inputs'):
         neck(_features([80, 224], 128, 128))
+
+
+@pytest.mark.parametrize('topology', ['bifpn', 'pan', 'fpn'])
+@pytest.mark.parametrize('fusion', ['sum', 'fast'])
+def test_feature_maps_are_never_modified_in_place(topology, fusion):
+    # inputs of the cell's width: no resampling conv in front of the nodes, so a one-input
+    # node (PAN, FPN tops) hands its input map itself to the activation
+    neck = BiFPNNeck([16, 16, 16], 16, num_outs=3, num_repeats=2, topology=topology,
+                     fusion=fusion)
+    inputs = [x.requires_grad_() for x in _features([16, 16, 16], 64, 96)]
+    before = [x.detach().clone() for x in inputs]
+    outputs = neck(inputs)
+    assert all(torch.equal(x, y) for x, y in zip(inputs, before))
+    sum(o.sum() for o in outputs).backward()  # autograd sees no in-place change either
+    assert all(x.grad is not None for x in inputs)

@@ -5,10 +5,10 @@ from mmdet_efficientdet.converters import (COCO80_CHANNELS, ConversionError, che
                                            convert_effdet_state_dict, unwrap_state_dict)
 from mmdet_efficientdet.model_cfg import efficientdet_model
 
-from ..conftest import LEVELS, build, load_fixture, load_schema, num_params
+from ..conftest import LEVELS, LITE_LEVELS, build, load_fixture, load_schema, num_params
 
 
-@pytest.mark.parametrize('level', LEVELS)
+@pytest.mark.parametrize('level', LEVELS + LITE_LEVELS)
 def test_param_count_equals_effdet_with_90_classes(level):
     schema = load_schema(level)
     model = build(efficientdet_model(level, num_classes=90))
@@ -18,9 +18,10 @@ def test_param_count_equals_effdet_with_90_classes(level):
     assert head.num_levels == schema['config']['max_level'] - schema['config']['min_level'] + 1
 
 
-def _run(level, num_classes):
+def _run(level, num_classes, channels_last=False):
     fixture = load_fixture(level)
-    model = build(efficientdet_model(level, num_classes=num_classes)).eval()
+    model = build(efficientdet_model(level, num_classes=num_classes,
+                                     channels_last=channels_last)).eval()
     model.load_state_dict(convert_effdet_state_dict(fixture['state_dict'], num_classes))
     with torch.no_grad():
         cls_scores, bbox_preds = model.bbox_head(model.extract_feat(fixture['input']))
@@ -48,7 +49,7 @@ def _match_by_geometry(anchors_xyxy, fixture_yxyx):
     return index
 
 
-@pytest.mark.parametrize('level', ['d0', 'd1'])
+@pytest.mark.parametrize('level', ['d0', 'd1', 'lite0', 'lite1'])
 def test_parity_with_effdet(level):
     fixture, head, anchors, logits, deltas = _run(level, 90)
     index = _match_by_geometry(anchors, fixture['anchors_yxyx'])
@@ -58,6 +59,11 @@ def test_parity_with_effdet(level):
     assert (deltas - tf_deltas[:, [1, 0, 3, 2]]).abs().max() <= 1e-4
     boxes = head.bbox_coder.decode(anchors, deltas)
     assert (boxes - fixture['decoded_boxes_xyxy'][index]).abs().max() <= 1e-2
+    # channels-last (our configs' default) sums in another order: same bars on the outputs
+    # (its deltas' rounding, times boxes of ~1000 px, exceeds the 1e-2 px box bar)
+    _, _, _, logits_cl, deltas_cl = _run(level, 90, channels_last=True)
+    assert (logits_cl - fixture['cls_logits_flat'][index]).abs().max() <= 1e-4
+    assert (deltas_cl - tf_deltas[:, [1, 0, 3, 2]]).abs().max() <= 1e-4
 
 
 def test_80_class_conversion_keeps_the_kept_classes_logits():

@@ -10,16 +10,16 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...scaling import (EFFICIENTNET_SCALING, EFFICIENTNET_SE_RATIO, STRIDE_LEVEL_STAGES,
-                        BlockSpec, check_choice, efficientnet_blocks, efficientnet_stem_channels)
+from ...scaling import (EFFICIENTNET_SCALING, STRIDE_LEVEL_STAGES, BlockSpec, check_choice,
+                        efficientnet_blocks, efficientnet_family, efficientnet_stem_channels)
 from ..layers import SqueezeExcite, conv_padding
 
 
 class MBConvBlock(nn.Module):
     """Mobile inverted bottleneck with squeeze-excite (EfficientNet's block).
 
-    expand 1×1 (skipped when the expand ratio is 1) → depthwise k×k → SE → project 1×1
-    (BN, no activation) → identity skip with drop-path when the shapes match.
+    expand 1×1 (skipped when the expand ratio is 1) → depthwise k×k → SE (none in Lite) →
+    project 1×1 (BN, no activation) → identity skip with drop-path when the shapes match.
 
     Args:
         spec (BlockSpec): Kernel, stride, expand ratio and channels (from the stage table).
@@ -27,10 +27,11 @@ class MBConvBlock(nn.Module):
         drop_path_rate (float): Drop-path probability of the skip branch.
         norm_cfg (dict): Norm layer config.
         act_cfg (dict): Activation config.
+        se_ratio (float): Squeeze width over the block's input channels; 0: no SE.
     """
 
     def __init__(self, spec: BlockSpec, padding_mode: str, drop_path_rate: float,
-                 norm_cfg: dict, act_cfg: dict) -> None:
+                 norm_cfg: dict, act_cfg: dict, se_ratio: float) -> None:
         super().__init__()
         mid_channels = spec.in_channels * spec.expand_ratio
         if spec.expand_ratio != 1:
@@ -43,8 +44,8 @@ class MBConvBlock(nn.Module):
             mid_channels, mid_channels, spec.kernel_size, stride=spec.stride, padding=padding,
             groups=mid_channels, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
             act_cfg=act_cfg)
-        self.se = SqueezeExcite(mid_channels,
-                                max(1, int(spec.in_channels * EFFICIENTNET_SE_RATIO)), act_cfg)
+        self.se = (SqueezeExcite(mid_channels, max(1, int(spec.in_channels * se_ratio)), act_cfg)
+                   if se_ratio > 0 else nn.Identity())
         self.project_conv = ConvModule(mid_channels, spec.out_channels, 1, bias=False,
                                        norm_cfg=norm_cfg, act_cfg=None)
         self.has_skip = spec.stride == 1 and spec.in_channels == spec.out_channels
@@ -61,14 +62,16 @@ class MBConvBlock(nn.Module):
 
 @MODELS.register_module()
 class TFEfficientNet(BaseModule):
-    """EfficientNet B0–B7, the same network as TF's / timm's ``tf_efficientnet_bX``.
+    """EfficientNet B0–B7 and Lite0–Lite4, the same networks as TF's / timm's
+    ``tf_efficientnet_bX`` / ``tf_efficientnet_liteX``.
 
     Built from the one stage table in :mod:`mmdet_efficientdet.scaling`, scaled by the arch's
-    width/depth multipliers. The outputs are the five stride levels 2, 4, 8, 16, 32 (ends of
+    width/depth multipliers; the Lite family (ReLU6, no squeeze-excite, stem and end stages
+    not scaled) is a row of the family table there. The outputs are the five stride levels 2, 4, 8, 16, 32 (ends of
     stages 1, 2, 3, 5, 7), chosen by ``out_indices``.
 
     Args:
-        arch (str): ``'b0'`` … ``'b7'``. Default: ``'b0'``.
+        arch (str): ``'b0'`` … ``'b7'``, ``'lite0'`` … ``'lite4'``. Default: ``'b0'``.
         out_indices (Sequence[int]): Stride levels to output, 0…4 for strides 2…32.
             Default: (2, 3, 4), strides 8, 16, 32 as EfficientDet uses.
         frozen_stages (int): -1 freezes nothing, 0 the stem, k ≥ 1 the stem and the stride
@@ -78,11 +81,15 @@ class TFEfficientNet(BaseModule):
         drop_path_rate (float): Drop-path rate of the last block, rising linearly from 0.
             Default: 0.2.
         norm_cfg (dict): Norm config. Default: BN with eps 1e-3, momentum 0.01.
-        act_cfg (dict): Activation. Default: Swish (``SiLU``).
+        act_cfg (dict, optional): Activation. Default: the family's (Swish ``SiLU``; Lite:
+            ``ReLU6``).
         norm_eval (bool): Keep norm layers in eval mode while training. Default: False.
         with_cp (bool): Activation checkpointing per block. Default: False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads weights in
-            our naming, timm's ``tf_efficientnet_bX`` naming or effdet's ``backbone.*``.
+            our naming, timm's ``tf_efficientnet_bX`` naming (the ImageNet release files) or
+            effdet's ``backbone.*``; ``prefix`` as mmengine's (``'backbone'`` takes the
+            ``backbone.*`` keys of a detector checkpoint). Default: the reference's
+            initialisation from scratch (TF variance scaling, fan-out per group, BN 1/0).
     """
 
     def __init__(self,
@@ -92,12 +99,21 @@ class TFEfficientNet(BaseModule):
                  padding_mode: str = 'same',
                  drop_path_rate: float = 0.2,
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
-                 act_cfg: dict = dict(type='SiLU'),
+                 act_cfg: Optional[dict] = None,
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
+        if init_cfg is None:
+            # timm's _init_weight_goog. (The stem, a direct child ConvModule, is re-initialised
+            # by mmcv's kaiming_init after this: fan-out normal with gain 2, the same law.)
+            init_cfg = [
+                dict(type='VarianceScaling', layer='Conv2d', scale=2.0, mode='fan_out'),
+                dict(type='Constant', layer='_BatchNorm', val=1.0, bias=0.0)
+            ]
         super().__init__(init_cfg=init_cfg)
         check_choice('EfficientNet arch', arch, EFFICIENTNET_SCALING)
+        family = efficientnet_family(arch)
+        act_cfg = act_cfg or dict(type=family.act)
         num_levels = len(STRIDE_LEVEL_STAGES)
         out_indices = tuple(out_indices)
         for index in out_indices:
@@ -124,7 +140,7 @@ class TFEfficientNet(BaseModule):
             layers = []
             for spec in stage:
                 layers.append(MBConvBlock(spec, padding_mode, drop_path_rate * index / total,
-                                          norm_cfg, act_cfg))
+                                          norm_cfg, act_cfg, family.se_ratio))
                 index += 1
             self.blocks.append(nn.Sequential(*layers))
         self.out_channels = [stages[s][-1].out_channels for s in STRIDE_LEVEL_STAGES]
@@ -170,7 +186,7 @@ class TFEfficientNet(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
             from ...converters import load_backbone_checkpoint
             load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
                                      prefix=self.init_cfg.get('prefix'))

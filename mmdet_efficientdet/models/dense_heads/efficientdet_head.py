@@ -1,13 +1,24 @@
+import copy
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn as fuse_conv_and_norm
+from mmcv.ops import batched_nms
 from mmdet.models.dense_heads import AnchorHead
 from mmdet.registry import MODELS
-from mmengine.model import bias_init_with_prob, normal_init
+from mmdet.structures.bbox import scale_boxes
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
 
+from ...scaling import check_choice
 from ..layers import SeparableConvModule
+
+# The reference decodes without clamping the size deltas; clamping them at log(1 / tiny) ≈ 87
+# changes no box whose size float32 can hold.
+NO_WH_CLAMP = float(torch.finfo(torch.float32).tiny)
+TOPK_MODES = ('all_levels', 'each_level')
 
 
 @MODELS.register_module()
@@ -17,7 +28,18 @@ class EfficientDetHead(AnchorHead):
     Each subnet is shared across levels: ``num_repeats`` separable 3×3 convs (pointwise with
     bias), each followed by a BN of its own **per level** and swish, then a separable 3×3
     prediction conv (A×K class logits / A×4 box deltas). Everything else (anchors, assigner,
-    sampler, FocalLoss, box loss, NMS, ``predict_by_feat``) is mmdet's.
+    sampler, FocalLoss, box loss, NMS) is mmdet's.
+
+    Detections (``test_cfg``): with ``topk='all_levels'`` (our EfficientDet configs) they are
+    selected as the reference (effdet ``DetBenchPredict``) does: the ``nms_pre`` best
+    (anchor, class) pairs by logit over all levels together, decoded without a size clamp,
+    clipped to the image, batched NMS (``nms``: ``'nms'`` IoU 0.5, or ``'soft_nms'``), the
+    best ``max_per_img``. ``topk='each_level'`` (or no ``topk`` key) is mmdet's ``AnchorHead``
+    selection (top ``nms_pre`` per level, ``score_thr``, ``min_bbox_size``).
+
+    Initialisation (``init_cfg``, default): the reference's variance scaling with fan-in
+    (``VarianceScaling``) for every conv, the class prediction's bias at the prior
+    ``prior_prob``; a loaded checkpoint is never overwritten by it.
 
     Args:
         num_classes (int): Number of classes.
@@ -28,6 +50,7 @@ class EfficientDetHead(AnchorHead):
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation. Default: Swish (``SiLU``).
         prior_prob (float): Initial foreground probability of the class bias. Default: 0.01.
+        init_cfg (dict, optional): Initialisation. Default: the reference's (see above).
         **kwargs: ``AnchorHead`` arguments (anchor_generator, bbox_coder, losses, cfgs).
     """
 
@@ -47,7 +70,11 @@ class EfficientDetHead(AnchorHead):
         self.padding_mode = padding_mode
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
-        self.prior_prob = prior_prob
+        if init_cfg is None:
+            head_init = dict(type='VarianceScaling', scale=1.0, mode='fan_in',
+                             distribution='normal')
+            init_cfg = dict(layer='Conv2d', **head_init,
+                            override=dict(name='conv_cls', bias_prob=prior_prob, **head_init))
         super().__init__(num_classes, in_channels, feat_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
 
@@ -74,19 +101,31 @@ class EfficientDetHead(AnchorHead):
             self.in_channels, self.num_base_priors * self.bbox_coder.encode_size,
             3, self.padding_mode)
 
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.init_cfg is None:
-            for module in self.modules():
-                if isinstance(module, nn.Conv2d):
-                    normal_init(module, std=0.01)
-        nn.init.constant_(self.conv_cls.pointwise.conv.bias, bias_init_with_prob(self.prior_prob))
-
     def _run_subnet(self, x: torch.Tensor, level: int, convs: nn.ModuleList,
-                    norms: nn.ModuleList, predict: nn.Module) -> torch.Tensor:
-        for conv, norm in zip(convs, norms):
-            x = self.act(norm[level](conv(x)))
+                    norms: Optional[nn.ModuleList], predict: nn.Module) -> torch.Tensor:
+        for index, conv in enumerate(convs):
+            if norms is None:  # deploy mode: one conv per level, its BN folded in
+                x = self.act(conv[level](x))
+            else:
+                x = self.act(norms[index][level](conv(x)))
         return predict(x)
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Fold each level's BN into its own copy of the shared pointwise conv before it (the
+        depthwise conv stays shared); inference only."""
+        if self.cls_norms is None:
+            return
+        for name in ('cls', 'reg'):
+            convs, norms = getattr(self, f'{name}_convs'), getattr(self, f'{name}_norms')
+            setattr(self, f'{name}_convs', nn.ModuleList([
+                nn.ModuleList([
+                    nn.Sequential(conv.depthwise,
+                                  fuse_conv_and_norm(copy.deepcopy(conv.pointwise.conv), norm))
+                    for norm in level_norms
+                ]) for conv, level_norms in zip(convs, norms)
+            ]))
+            setattr(self, f'{name}_norms', None)
 
     def forward(self, x: Tuple[torch.Tensor, ...]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         if len(x) != self.num_levels:
@@ -97,3 +136,89 @@ class EfficientDetHead(AnchorHead):
         bbox_preds = [self._run_subnet(feat, level, self.reg_convs, self.reg_norms,
                                        self.conv_reg) for level, feat in enumerate(x)]
         return cls_scores, bbox_preds
+
+    def predict_by_feat(self,
+                        cls_scores: List[torch.Tensor],
+                        bbox_preds: List[torch.Tensor],
+                        score_factors: Optional[List[torch.Tensor]] = None,
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: Optional[ConfigDict] = None,
+                        rescale: bool = False,
+                        with_nms: bool = True) -> List[InstanceData]:
+        cfg = ConfigDict(self.test_cfg if cfg is None else cfg)
+        topk = cfg.get('topk', 'each_level')
+        check_choice('test_cfg.topk', topk, TOPK_MODES)
+        if topk == 'each_level':
+            return super().predict_by_feat(cls_scores, bbox_preds, score_factors,
+                                           batch_img_metas, cfg, rescale, with_nms)
+        candidates = self.decode_topk_all_levels(
+            cls_scores, bbox_preds, cfg.get('nms_pre', 5000),
+            [image_extent(img_meta, rescale) for img_meta in batch_img_metas])
+        results = []
+        for img_meta, (boxes, scores, labels) in zip(batch_img_metas, candidates):
+            result = InstanceData(bboxes=boxes, scores=scores, labels=labels)
+            if cfg.get('score_thr', 0.0) > 0:  # the reference keeps every score
+                result = result[result.scores > cfg.score_thr]
+            if cfg.nms.get('type') == 'soft_nms':
+                # mmcv's soft-NMS scores two empty (fully clipped) boxes' IoU as 0/0 = NaN;
+                # they overlap nothing and are no detections
+                width, height = (result.bboxes[:, 2:] - result.bboxes[:, :2]).unbind(1)
+                result = result[(width > 0) & (height > 0)]
+            if with_nms and len(result):
+                dets, keep = batched_nms(result.bboxes, result.scores, result.labels, cfg.nms)
+                result = result[keep[:cfg.max_per_img]]
+                result.scores = dets[:cfg.max_per_img, -1]  # soft-NMS rescales scores
+            if rescale:
+                result.bboxes = scale_boxes(result.bboxes,
+                                            [1 / s for s in img_meta['scale_factor']])
+            results.append(result)
+        return results
+
+    def decode_topk_all_levels(self, cls_scores: List[torch.Tensor],
+                               bbox_preds: List[torch.Tensor], nms_pre: int,
+                               extents: List[Tuple[float, float]]) -> List[tuple]:
+        """The reference's candidates of each image before NMS: ``(boxes, scores, labels)`` of
+        its ``nms_pre`` best (anchor, class) pairs, decoded without a size clamp and clipped
+        to its ``extents`` entry (H, W). Shared by ``predict`` and the ONNX export."""
+        priors = torch.cat(self.prior_generator.grid_priors(
+            [c.shape[-2:] for c in cls_scores], dtype=cls_scores[0].dtype,
+            device=cls_scores[0].device))
+        logits, deltas, anchor_ids, labels = select_topk_all_levels(
+            cls_scores, bbox_preds, self.cls_out_channels, nms_pre)
+        results = []
+        for i, (height, width) in enumerate(extents):
+            boxes = self.bbox_coder.decode(priors[anchor_ids[i]], deltas[i],
+                                           wh_ratio_clip=NO_WH_CLAMP)
+            # clipped here, not by the coder (whose ONNX path is broken in mmdet 3.3)
+            boxes = torch.min(boxes.clamp(min=0), boxes.new_tensor([width, height] * 2))
+            results.append((boxes, logits[i].sigmoid(), labels[i]))
+        return results
+
+
+def image_extent(img_meta: dict, rescale: bool) -> Tuple[float, float]:
+    """(H, W) that boxes are clipped to, in input pixels. When they are mapped back to the
+    original image, its own extent there, ``ori_shape · scale_factor`` (as the reference
+    clips): ``img_shape`` up to the resize's rounding; else ``img_shape``."""
+    if not rescale:
+        return tuple(img_meta['img_shape'][:2])
+    height, width = img_meta['ori_shape'][:2]
+    scale_w, scale_h = img_meta['scale_factor'][:2]
+    return height * scale_h, width * scale_w
+
+
+def select_topk_all_levels(cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
+                           num_classes: int, k: int) -> Tuple[torch.Tensor, ...]:
+    """The ``k`` best (anchor, class) pairs of each image by logit, over all levels together.
+
+    Anchors are counted level by level, then y, x, anchor (the order of ``grid_priors``).
+    Returns ``(logits, deltas, anchor_ids, labels)``, each of batch-first shape (B, k[, 4]).
+    """
+    batch = cls_scores[0].shape[0]
+    logits = torch.cat([c.permute(0, 2, 3, 1).reshape(batch, -1, num_classes)
+                        for c in cls_scores], 1)
+    deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds], 1)
+    top_logits, flat_ids = logits.reshape(batch, -1).topk(min(k, logits[0].numel()), dim=1)
+    anchor_ids = torch.div(flat_ids, num_classes, rounding_mode='floor')
+    labels = flat_ids % num_classes
+    top_deltas = deltas.gather(1, anchor_ids.unsqueeze(2).expand(-1, -1, 4))
+    return top_logits, top_deltas, anchor_ids, labels

@@ -1,9 +1,14 @@
+from typing import Optional, Tuple
+
 import torch
 import torch.distributed as dist
+from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
+
+from ..layers.static_padding import make_padding_static
 
 
 def sync_bn_possible() -> bool:
@@ -49,3 +54,23 @@ class EfficientDetector(SingleStageDetector):
         if self.channels_last:
             batch_inputs = batch_inputs.contiguous(memory_format=torch.channels_last)
         return super().extract_feat(batch_inputs)
+
+    @torch.no_grad()
+    def switch_to_deploy(self, input_size: Optional[Tuple[int, int]] = None) -> None:
+        """Inference-only form of the same network (outputs equal up to float rounding):
+        every BN folded into the conv before it (the head's per-level BNs into one pointwise
+        conv per level), and, for a fixed ``input_size`` (H, W) of the batch, TF "same"
+        padding made static. Then the model takes only that input size. Irreversible.
+        """
+        self.eval()
+        revert_sync_batchnorm(self)
+        fuse_conv_bn(self.backbone)
+        fuse_conv_bn(self.neck)
+        self.bbox_head.switch_to_deploy()
+        if input_size is not None:
+            param = next(self.parameters())
+            dummy = param.new_zeros((1, 3, *input_size))
+            make_padding_static(self, lambda: self.bbox_head(self.extract_feat(dummy)))
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.deploy = True

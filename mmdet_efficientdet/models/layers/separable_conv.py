@@ -30,7 +30,8 @@ class SeparableConvModule(nn.Module):
         norm_cfg (dict, optional): Norm after the pointwise conv. Default: None.
         act_cfg (dict, optional): Activation. Default: None.
         act_first (bool): Apply ``act_cfg`` before the depthwise conv (BiFPN nodes) instead of
-            after the norm. Default: False.
+            after the norm; never in place, since its input may be a feature map that the
+            topology uses again. Default: False.
         pw_bias (bool): Bias in the pointwise conv. Default: True.
     """
 
@@ -48,7 +49,7 @@ class SeparableConvModule(nn.Module):
         self.depthwise = conv_module(
             in_channels, in_channels, kernel_size, padding=padding, groups=in_channels,
             bias=False, conv_cfg=conv_cfg, norm_cfg=None,
-            act_cfg=act_cfg if act_first else None, order=('act', 'conv', 'norm'))
+            act_cfg=act_cfg if act_first else None, inplace=False, order=('act', 'conv', 'norm'))
         self.pointwise = conv_module(
             in_channels, out_channels, 1, bias=pw_bias, norm_cfg=norm_cfg,
             act_cfg=None if act_first else act_cfg)

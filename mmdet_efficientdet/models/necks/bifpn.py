@@ -119,7 +119,8 @@ class BiFPNNeck(BaseModule):
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation before each node's conv. Default: Swish (``SiLU``).
         upsample_mode (str): Interpolation for upsampling. Default: ``'nearest'``.
-        init_cfg (dict, optional): Initialisation config.
+        init_cfg (dict, optional): Initialisation config. Default: the reference's (Glorot
+            uniform with TF's per-group fans for every conv, BN 1/0; fusion weights 1).
     """
 
     def __init__(self,
@@ -136,6 +137,12 @@ class BiFPNNeck(BaseModule):
                  act_cfg: dict = dict(type='SiLU'),
                  upsample_mode: str = 'nearest',
                  init_cfg: Optional[dict] = None) -> None:
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='VarianceScaling', layer='Conv2d', scale=1.0, mode='fan_avg',
+                     distribution='uniform'),
+                dict(type='Constant', layer='_BatchNorm', val=1.0, bias=0.0)
+            ]
         super().__init__(init_cfg=init_cfg)
         in_channels = list(in_channels)
         if not 0 <= start_level < len(in_channels):

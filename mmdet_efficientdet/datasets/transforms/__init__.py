@@ -1,0 +1,3 @@
+from .efficientdet_resize import EfficientDetResize
+
+__all__ = ['EfficientDetResize']

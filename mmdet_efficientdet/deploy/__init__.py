@@ -1,0 +1,4 @@
+"""Deployment: ONNX export (see also ``EfficientDetector.switch_to_deploy``)."""
+from .onnx_export import DetectorForExport, NonMaxSuppression, export_onnx, onnx_session
+
+__all__ = ['DetectorForExport', 'NonMaxSuppression', 'export_onnx', 'onnx_session']

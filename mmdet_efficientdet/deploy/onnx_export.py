@@ -1,0 +1,110 @@
+"""ONNX export of an EfficientDetector: raw head outputs, or detections with the reference's
+selection inside the graph (ONNX ``NonMaxSuppression``)."""
+import warnings
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.ops import nms
+
+OUTPUT_NAMES_DETECTIONS = ('dets', 'labels')
+
+
+class NonMaxSuppression(torch.autograd.Function):
+    """Indices kept by NMS, best first: mmcv's op when run, ONNX's ``NonMaxSuppression`` when
+    exported (mmcv 2.x exports no NMS of its own)."""
+
+    @staticmethod
+    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
+                max_num: int) -> torch.Tensor:
+        return nms(boxes, scores, iou_threshold)[1][:max_num]
+
+    @staticmethod
+    def symbolic(g, boxes, scores, iou_threshold: float, max_num: int):
+        boxes = g.op('Unsqueeze', boxes, g.op('Constant', value_t=torch.tensor([0])))
+        scores = g.op('Unsqueeze', scores, g.op('Constant', value_t=torch.tensor([0, 1])))
+        selected = g.op('NonMaxSuppression', boxes, scores,
+                        g.op('Constant', value_t=torch.tensor([max_num], dtype=torch.long)),
+                        g.op('Constant', value_t=torch.tensor([iou_threshold])))
+        return g.op('Gather', selected, g.op('Constant', value_t=torch.tensor(2)), axis_i=1)
+
+
+class DetectorForExport(nn.Module):
+    """A preprocessed batch (N, 3, H, W) → the head's raw outputs (class logits of each level,
+    then box deltas of each level), or, with ``detections=True``, ``dets`` (N, K, 5: x1, y1,
+    x2, y2, score) and ``labels`` (N, K; -1 where fewer than K = ``max_per_img`` were
+    found), selected as ``model.predict`` does with ``test_cfg.topk='all_levels'`` and hard
+    NMS, boxes clipped to the input.
+    """
+
+    def __init__(self, model: nn.Module, detections: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.detections = detections
+        cfg = model.bbox_head.test_cfg
+        if detections:
+            if cfg.get('topk') != 'all_levels' or cfg['nms'].get('type', 'nms') != 'nms':
+                raise ValueError('detections in the ONNX graph are the reference selection '
+                                 "with hard NMS: test_cfg needs topk='all_levels' and "
+                                 f"nms=dict(type='nms', ...), got {dict(cfg)}")
+            self.nms_pre = cfg.get('nms_pre', 5000)
+            self.iou_threshold = float(cfg['nms']['iou_threshold'])
+            self.max_per_img = int(cfg.get('max_per_img', 100))
+
+    def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        head = self.model.bbox_head
+        cls_scores, bbox_preds = head(self.model.extract_feat(inputs))
+        if not self.detections:
+            return tuple(cls_scores) + tuple(bbox_preds)
+        extent = tuple(inputs.shape[-2:])
+        candidates = head.decode_topk_all_levels(cls_scores, bbox_preds, self.nms_pre,
+                                                 [extent] * inputs.shape[0])
+        dets, labels = [], []
+        for boxes, scores, classes in candidates:
+            # one NMS over all classes: boxes of different classes moved apart (mmcv's way)
+            offsets = classes.to(boxes) * (boxes.max() + 1)
+            keep = NonMaxSuppression.apply(boxes + offsets[:, None], scores, self.iou_threshold,
+                                           self.max_per_img)
+            found = torch.cat([boxes[keep], scores[keep, None]], 1)
+            dets.append(torch.cat([found, found.new_zeros(self.max_per_img, 5)])
+                        [:self.max_per_img])
+            labels.append(torch.cat([classes[keep], classes.new_full((self.max_per_img, ), -1)])
+                          [:self.max_per_img])
+        return torch.stack(dets), torch.stack(labels)
+
+    def output_names(self) -> Sequence[str]:
+        if self.detections:
+            return OUTPUT_NAMES_DETECTIONS
+        levels = range(self.model.bbox_head.num_levels)
+        return [f'cls_score_{i}' for i in levels] + [f'bbox_pred_{i}' for i in levels]
+
+
+@torch.no_grad()
+def export_onnx(model: nn.Module, path: str, input_shape: Tuple[int, int], batch_size: int = 1,
+                detections: bool = False, deploy: bool = True,
+                opset_version: int = 17) -> DetectorForExport:
+    """Write ``model`` (an ``EfficientDetector``) as ONNX for inputs of ``input_shape`` (H, W).
+
+    ``deploy`` first switches the model to its deploy form (BN folded, static padding for
+    that size). Returns the exported module (to compare with onnxruntime).
+    """
+    model.eval()
+    if deploy:
+        model.switch_to_deploy(tuple(input_shape))
+    wrapper = DetectorForExport(model, detections).eval()
+    dummy = torch.zeros(batch_size, 3, *input_shape)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=DeprecationWarning)  # legacy exporter
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        torch.onnx.export(wrapper, (dummy, ), path, dynamo=False, opset_version=opset_version,
+                          input_names=['inputs'], output_names=list(wrapper.output_names()))
+    return wrapper
+
+
+def onnx_session(path: str, num_threads: Optional[int] = None):
+    """An onnxruntime CPU session for ``path``."""
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])

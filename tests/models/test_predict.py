@@ -1,0 +1,151 @@
+"""Detections: the reference's selection, boxes inside the image, mmdet's selection on request."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import Compose
+from mmdet.apis import inference_detector, init_detector
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_overlaps
+from mmdet.utils import register_all_modules
+from mmengine.config import Config, ConfigDict
+
+from mmdet_efficientdet.converters import convert_effdet_checkpoint, convert_effdet_state_dict
+from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines
+
+from ..conftest import FIXTURES, ROOT, build, needs_fixtures
+
+D0_CONFIG = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py')
+
+
+def _load_predict_fixture(level):
+    name = f'tf_efficientdet_{level}.predict.pth'
+    needs_fixtures(name)
+    return torch.load(osp.join(FIXTURES, name), weights_only=True)
+
+
+def _fixture_model(fixture, level, **kwargs):
+    model = build(efficientdet_model(level, num_classes=90, **kwargs)).eval()
+    model.load_state_dict(convert_effdet_state_dict(fixture['state_dict'], 90))
+    return model
+
+
+def _pipeline_metainfo(fixture):
+    """The metainfo our test pipeline gives the fixture's image: a 700×420 image resized to fit
+    the fixture's 384×256 input (the level's pipeline with that input size)."""
+    width, height = fixture['predict_orig_size_wh']
+    _, pipeline = efficientdet_pipelines(512)
+    pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
+    input_h, input_w = fixture['input'].shape[-2:]
+    resize = next(t for t in pipeline if t['type'] == 'EfficientDetResize')
+    resize['scale'] = (input_w, input_h)
+    data = Compose(pipeline)(dict(img=np.zeros((height, width, 3), np.uint8), img_id=0))
+    sample = data['data_samples']
+    sample.set_metainfo(dict(batch_input_shape=(input_h, input_w)))
+    assert sample.scale_factor == pytest.approx((fixture['predict_scale'],) * 2)
+    return sample
+
+
+def _matched(reference, result, min_iou):
+    """Which of the reference rows (x1, y1, x2, y2, score, COCO id) have a detection of the same
+    class with IoU > min_iou and |Δscore| < 1e-4."""
+    iou = bbox_overlaps(reference[:, :4], result.bboxes)
+    same_class = reference[:, 5:6].long() - 1 == result.labels[None]
+    same_score = (reference[:, 4:5] - result.scores[None]).abs() < 1e-4
+    return (same_class & same_score & (iou > min_iou)).any(1)
+
+
+@pytest.mark.parametrize('level', ['d0', 'd1'])
+def test_predict_equals_effdet_detections(level):
+    fixture = _load_predict_fixture(level)
+    model = _fixture_model(fixture, level)
+    sample = _pipeline_metainfo(fixture)
+    with torch.no_grad():
+        result = model.predict(fixture['input'], [sample])[0].pred_instances
+    reference = fixture['predict_detections']
+    area = (reference[:, 2] - reference[:, 0]) * (reference[:, 3] - reference[:, 1])
+    positive = reference[area > 0]
+    matched = _matched(positive, result, min_iou=0.97)
+    assert matched.float().mean() >= 0.99, f'{int(matched.sum())} of {len(positive)} matched'
+    assert len(result) == 100
+    width, height = fixture['predict_orig_size_wh']
+    assert result.bboxes[:, 0::2].min() >= 0 and result.bboxes[:, 0::2].max() <= width
+    assert result.bboxes[:, 1::2].min() >= 0 and result.bboxes[:, 1::2].max() <= height
+
+
+def test_mmdet_selection_stays_selectable_and_differs():
+    fixture = _load_predict_fixture('d0')
+    model = _fixture_model(fixture, 'd0')
+    sample = _pipeline_metainfo(fixture)
+    model.bbox_head.test_cfg = dict(
+        topk='each_level', nms_pre=1000, score_thr=0.05, min_bbox_size=0,
+        nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
+    with torch.no_grad():
+        feats = model.extract_feat(fixture['input'])
+        ours = model.bbox_head.predict(feats, [sample], rescale=True)[0]
+        cls_scores, bbox_preds = model.bbox_head(feats)
+        # AnchorHead's own selection on the same outputs
+        mmdet = super(type(model.bbox_head), model.bbox_head).predict_by_feat(
+            cls_scores, bbox_preds, batch_img_metas=[sample.metainfo],
+            cfg=ConfigDict(model.bbox_head.test_cfg), rescale=True)[0]
+    assert torch.equal(ours.bboxes, mmdet.bboxes) and torch.equal(ours.labels, mmdet.labels)
+    # ... which is not the reference's
+    matched = _matched(fixture['predict_detections'], ours, min_iou=0.97)
+    assert matched.sum() < 99
+    model.bbox_head.test_cfg['topk'] = 'per_level'
+    with pytest.raises(ValueError, match="test_cfg.topk 'per_level'; valid choices: "
+                                         'all_levels, each_level'):
+        model.bbox_head.predict(feats, [sample], rescale=True)
+
+
+def test_soft_nms_keeps_overlaps_with_decayed_scores():
+    fixture = _load_predict_fixture('d0')
+    sample = _pipeline_metainfo(fixture)
+    results = {}
+    for soft in (False, True):
+        model = _fixture_model(fixture, 'd0', soft_nms=soft)
+        model.bbox_head.test_cfg['max_per_img'] = 1000  # so that decayed overlaps stay in
+        with torch.no_grad():
+            results[soft] = model.predict(fixture['input'], [sample])[0].pred_instances
+    hard, soft = results[False], results[True]
+    assert torch.equal(soft.bboxes[0], hard.bboxes[0])
+    bad = (soft.scores[:-1] < soft.scores[1:]).nonzero()[:, 0]
+    assert not len(bad), (bad, soft.scores[bad], soft.scores[bad + 1])
+
+    def max_same_class_iou(result):
+        iou = bbox_overlaps(result.bboxes, result.bboxes)
+        iou[~(result.labels[:, None] == result.labels[None])] = 0
+        return iou.fill_diagonal_(0).max()
+
+    assert max_same_class_iou(hard) <= 0.5 < max_same_class_iou(soft)
+    assert soft.scores.min() >= 0.001  # effdet's score threshold
+
+
+def _images(tmp_path):
+    """(W, H) sizes of ordinary photos and extreme ones."""
+    rng = np.random.default_rng(0)
+    for width, height in ((500, 375), (427, 640), (640, 453), (17, 999), (2000, 3000)):
+        yield (width, height), rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+
+
+def _converted_d0(tmp_path):
+    needs_fixtures('tf_efficientdet_d0.predict.pth')
+    path = str(tmp_path / 'd0.pth')
+    convert_effdet_checkpoint(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), path, 'd0')
+    return path
+
+
+@pytest.mark.parametrize('weights', ['random', 'converted'])
+def test_inference_detector_boxes_stay_inside_the_image(weights, tmp_path):
+    register_all_modules()
+    checkpoint = _converted_d0(tmp_path) if weights == 'converted' else None
+    model = init_detector(Config.fromfile(D0_CONFIG), checkpoint, device='cpu')
+    for (width, height), image in _images(tmp_path):
+        result = inference_detector(model, image)
+        boxes = result.pred_instances.bboxes
+        assert result.img_shape[0] <= 512 and result.img_shape[1] <= 512
+        assert max(result.img_shape) == 512  # the real resized image, not the padded square
+        assert len(boxes) == 100, (width, height)
+        assert boxes[:, 0::2].min() >= 0 and boxes[:, 0::2].max() <= width, (width, height)
+        assert boxes[:, 1::2].min() >= 0 and boxes[:, 1::2].max() <= height, (width, height)

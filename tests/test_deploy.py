@@ -1,0 +1,124 @@
+"""Deploy mode (BN folded, static padding) and ONNX export checked with onnxruntime."""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmcv.cnn.bricks import Conv2dAdaptivePadding
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_overlaps
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdet_efficientdet.deploy import DetectorForExport, export_onnx, onnx_session
+from mmdet_efficientdet.model_cfg import efficientdet_model
+from mmdet_efficientdet.models.layers import MaxPool2dSame
+
+from .conftest import FIXTURES, ROOT, build, needs_fixtures
+from .e2e_utils import PYTHON, run_tool
+
+
+def _model(level, num_classes=80, seed=0):
+    """A model whose BNs hold non-trivial statistics (folding them must matter)."""
+    torch.manual_seed(seed)
+    model = build(efficientdet_model(level, num_classes=num_classes))
+    model.init_weights()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, _BatchNorm):
+                # mild: B7's 55 blocks would amplify stronger ones into outputs of ~1e3
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.8, 1.25)
+                module.weight.uniform_(0.8, 1.2)
+                module.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def _raw(model, inputs):
+    with torch.no_grad():
+        cls_scores, bbox_preds = model.bbox_head(model.extract_feat(inputs))
+    return list(cls_scores) + list(bbox_preds)
+
+
+@pytest.mark.parametrize('level,size', [('d0', (256, 384)), ('d7x', (128, 192)),
+                                        ('lite0', (160, 224))])
+def test_deploy_mode_folds_and_keeps_outputs(level, size):
+    model = _model(level)
+    inputs = torch.randn(1, 3, *size)
+    expected = _raw(model, inputs)
+    model.switch_to_deploy(size)
+    assert not [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert not [m for m in model.modules()
+                if isinstance(m, (Conv2dAdaptivePadding, MaxPool2dSame))]
+    outputs = _raw(model, inputs)
+    assert max((o - e).abs().max().item() for o, e in zip(outputs, expected)) <= 1e-4
+
+
+def test_deploy_mode_without_a_size_keeps_any_size():
+    model = _model('d0')
+    inputs = [torch.randn(1, 3, 128, 160), torch.randn(1, 3, 200, 96)]
+    expected = [_raw(model, x) for x in inputs]
+    model.switch_to_deploy()
+    for x, e in zip(inputs, expected):
+        assert max((o - r).abs().max().item() for o, r in zip(_raw(model, x), e)) <= 1e-4
+
+
+@pytest.mark.parametrize('size', [(128, 128), (384, 640)])
+def test_onnx_raw_outputs_equal_pytorch(size, tmp_path):
+    model = _model('d0', seed=1)
+    inputs = torch.randn(1, 3, *size)
+    expected = _raw(model, inputs)
+    path = str(tmp_path / 'd0.onnx')
+    export_onnx(model, path, size)
+    outputs = onnx_session(path).run(None, {'inputs': inputs.numpy()})
+    assert len(outputs) == 10
+    assert max(np.abs(o - e.numpy()).max() for o, e in zip(outputs, expected)) <= 1e-4
+
+
+def test_onnx_detections_equal_predict(tmp_path):
+    needs_fixtures('tf_efficientdet_d0.predict.pth')
+    from mmdet_efficientdet.converters import convert_effdet_state_dict
+    fixture = torch.load(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), weights_only=True)
+    model = build(efficientdet_model('d0', num_classes=90)).eval()
+    model.load_state_dict(convert_effdet_state_dict(fixture['state_dict'], 90))
+    inputs = torch.cat([fixture['input'], fixture['input'].flip(-1)])
+    shape = tuple(inputs.shape[-2:])
+    samples = [DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1, 1),
+                                           batch_input_shape=shape)) for _ in range(2)]
+    with torch.no_grad():
+        expected = model.predict(inputs, samples, rescale=False)
+    path = str(tmp_path / 'd0_det.onnx')
+    export_onnx(copy.deepcopy(model), path, shape, batch_size=2, detections=True)
+    dets, labels = onnx_session(path).run(None, {'inputs': inputs.numpy()})
+    assert dets.shape == (2, 100, 5) and labels.shape == (2, 100)
+    for image, sample in enumerate(expected):
+        ref = sample.pred_instances
+        boxes = torch.from_numpy(dets[image, :, :4])
+        iou = bbox_overlaps(ref.bboxes, boxes)
+        same = ((iou > 0.999) & (ref.labels[:, None] == torch.from_numpy(labels[image])[None])
+                & ((ref.scores[:, None] - torch.from_numpy(dets[image, :, 4])[None]).abs()
+                   < 1e-5))
+        assert same.any(1).all() and same.any(0).all()  # the same set
+
+
+def test_onnx_detections_need_the_reference_selection():
+    model = build(efficientdet_model('d0', soft_nms=True))
+    with pytest.raises(ValueError, match="nms=dict\\(type='nms'"):
+        DetectorForExport(model, detections=True)
+
+
+def test_export_tool_checks_and_never_overwrites(tmp_path):
+    model = _model('d0', num_classes=4, seed=2)
+    checkpoint = str(tmp_path / 'd0.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    config = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
+    out = tmp_path / 'demo.onnx'
+    proc = run_tool([PYTHON, 'tools/export_onnx.py', config, checkpoint, '--out', str(out)])
+    assert 'inputs (N=1, 3, 192, 192)' in proc.stdout
+    error = float(proc.stdout.split('max |Δ| = ')[1].split()[0])
+    assert error <= 1e-4
+    before = out.read_bytes()
+    proc = run_tool([PYTHON, 'tools/export_onnx.py', config, checkpoint, '--out', str(out),
+                     '--detections'], check=False)
+    assert proc.returncode != 0 and 'exists; pass --force' in proc.stderr
+    assert out.read_bytes() == before

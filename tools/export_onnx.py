@@ -1,0 +1,81 @@
+"""Export a detector of ours (EfficientDet D0–D7x, Lite, ablations) to ONNX and check it with
+onnxruntime against PyTorch.
+
+    python tools/export_onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W]
+        [--detections] [--batch-size N] [--no-deploy] [--no-check]
+
+By default the graph takes a preprocessed (normalised, padded) batch at the level's input
+size and returns the head's raw outputs; --detections puts the reference's selection (top-k
+over all levels, decode, clip, NMS, best K) into the graph, so that the file alone turns a
+preprocessed image into dets (x1, y1, x2, y2, score) and labels. The model is switched to
+its deploy form first (BN folded, static padding) unless --no-deploy. Without --no-check the
+export is run once by onnxruntime and compared with PyTorch on a random input.
+"""
+import argparse
+import copy
+import os
+import sys
+
+import numpy as np
+import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+
+import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
+from mmdet_efficientdet.deploy import export_onnx, onnx_session
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint (tools/train.py or convert_weights.py)')
+    parser.add_argument('--out', required=True, help='ONNX file to write')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="input size (default: the config's padded input size)")
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--detections', action='store_true',
+                        help='post-processing (NMS) inside the graph')
+    parser.add_argument('--no-deploy', action='store_true', help='export the training form')
+    parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime check')
+    parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
+    return parser.parse_args(argv)
+
+
+def default_shape(cfg: Config):
+    preprocessor = cfg.model.get('data_preprocessor', {})
+    for augment in preprocessor.get('batch_augments') or []:
+        if augment.get('type') == 'BatchFixedSizePad':
+            return tuple(augment['size'])
+    sys.exit('export_onnx: the config pads to no fixed size; give --shape H W')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if os.path.exists(args.out) and not args.force:
+        sys.exit(f'export_onnx: {args.out} exists; pass --force to overwrite it')
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    cfg.model.get('backbone', {}).pop('init_cfg', None)  # weights come from the checkpoint
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    reference = copy.deepcopy(model).eval()
+    wrapper = export_onnx(model, args.out, shape, args.batch_size, args.detections,
+                          deploy=not args.no_deploy)
+    print(f'wrote {args.out}: inputs (N={args.batch_size}, 3, {shape[0]}, {shape[1]}), '
+          f'outputs {", ".join(wrapper.output_names())}')
+    if args.no_check:
+        return
+    inputs = torch.randn(args.batch_size, 3, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = type(wrapper)(reference, args.detections)(inputs)
+    outputs = onnx_session(args.out).run(None, {'inputs': inputs.numpy()})
+    error = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(outputs, expected))
+    print(f'onnxruntime vs the PyTorch model as loaded: max |Δ| = {error:.2e}')
+
+
+if __name__ == '__main__':
+    main()
