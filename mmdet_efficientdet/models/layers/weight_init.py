@@ -3,7 +3,7 @@ fans ignore ``groups``: a depthwise 3×3 conv of C channels gets fan-out 9·C th
 import math
 
 import torch.nn as nn
-from mmengine.model.weight_init import BaseInit, update_init_info
+from mmengine.model.weight_init import BaseInit, _get_bases_name, update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
 from ...scaling import check_choice
@@ -56,8 +56,8 @@ class VarianceScalingInit(BaseInit):
         def init(m):
             if not isinstance(m, nn.Conv2d):
                 return
-            if self.wholemodule or type(m).__name__ in self.layer or any(
-                    base.__name__ in self.layer for base in type(m).__mro__):
+            # layer names match the class or its direct bases, as in mmengine's initialisers
+            if self.wholemodule or set(self.layer) & {type(m).__name__, *_get_bases_name(m)}:
                 self.init_conv(m)
 
         module.apply(init)
