@@ -1,11 +1,12 @@
 """Export a detector of ours (EfficientDet D0–D7x, Lite, ablations) to ONNX and check it with
 onnxruntime against PyTorch.
 
-    python tools/export_onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W]
+    python tools/export_onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W] [--dynamic]
         [--detections] [--batch-size N] [--no-deploy] [--no-check]
 
 By default the graph takes a preprocessed (normalised, padded) batch at the level's input
-size and returns the head's raw outputs; --detections puts the reference's selection (top-k
+size and returns the head's raw outputs; --dynamic lets it take any height and width (and
+batch size, for raw outputs), "same" padding and anchors then being computed in the graph; --detections puts the reference's selection (top-k
 over all levels, decode, clip, NMS, best K) into the graph, so that the file alone turns a
 preprocessed image into dets (x1, y1, x2, y2, score) and labels. The model is switched to
 its deploy form first (BN folded, static padding) unless --no-deploy. Without --no-check the
@@ -24,7 +25,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.deploy import export_onnx, onnx_session
+from mmdet_efficientdet.deploy import export_onnx, onnx_session, same_detections
 
 
 def parse_args(argv=None):
@@ -38,6 +39,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--detections', action='store_true',
                         help='post-processing (NMS) inside the graph')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='any input height and width (--shape is then the traced size)')
     parser.add_argument('--no-deploy', action='store_true', help='export the training form')
     parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime check')
     parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
@@ -64,17 +67,32 @@ def main(argv=None):
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     reference = copy.deepcopy(model).eval()
     wrapper = export_onnx(model, args.out, shape, args.batch_size, args.detections,
-                          deploy=not args.no_deploy)
-    print(f'wrote {args.out}: inputs (N={args.batch_size}, 3, {shape[0]}, {shape[1]}), '
+                          deploy=not args.no_deploy, dynamic=args.dynamic)
+    batch = 'N' if args.dynamic and not args.detections else f'N={args.batch_size}'
+    size = 'H, W' if args.dynamic else f'{shape[0]}, {shape[1]}'
+    print(f'wrote {args.out}: inputs ({batch}, 3, {size}), '
           f'outputs {", ".join(wrapper.output_names())}')
     if args.no_check:
         return
-    inputs = torch.randn(args.batch_size, 3, *shape, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = type(wrapper)(reference, args.detections)(inputs)
-    outputs = onnx_session(args.out).run(None, {'inputs': inputs.numpy()})
-    error = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(outputs, expected))
-    print(f'onnxruntime vs the PyTorch model as loaded: max |Δ| = {error:.2e}')
+    session = onnx_session(args.out)
+    # a dynamic graph is also checked at a size it was not traced at
+    shapes = [shape] + ([(shape[0] * 3 // 4 + 8, shape[1] + 40)] if args.dynamic else [])
+    for check_shape in shapes:
+        inputs = torch.randn(args.batch_size, 3, *check_shape,
+                             generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            expected = type(wrapper)(reference, args.detections)(inputs)
+        outputs = session.run(None, {'inputs': inputs.numpy()})
+        where = f'onnxruntime vs the PyTorch model as loaded at {check_shape[0]}x{check_shape[1]}'
+        if args.detections:
+            dets, labels = (torch.from_numpy(o) for o in outputs)
+            counts = [same_detections(dets[i], labels[i], *(e[i] for e in expected))
+                      for i in range(len(dets))]
+            found = sum(int((labels[i] >= 0).sum()) for i in range(len(dets)))
+            print(f'{where}: {sum(c[0] for c in counts)} of {found} detections the same')
+        else:
+            error = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(outputs, expected))
+            print(f'{where}: max |Δ| = {error:.2e}')
 
 
 if __name__ == '__main__':

@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 from mmcv.ops import nms
 
+from ..models.layers.static_padding import make_padding_traceable
+
 OUTPUT_NAMES_DETECTIONS = ('dets', 'labels')
 
 
@@ -81,24 +83,47 @@ class DetectorForExport(nn.Module):
 
 @torch.no_grad()
 def export_onnx(model: nn.Module, path: str, input_shape: Tuple[int, int], batch_size: int = 1,
-                detections: bool = False, deploy: bool = True,
+                detections: bool = False, deploy: bool = True, dynamic: bool = False,
                 opset_version: int = 17) -> DetectorForExport:
     """Write ``model`` (an ``EfficientDetector``) as ONNX for inputs of ``input_shape`` (H, W).
 
-    ``deploy`` first switches the model to its deploy form (BN folded, static padding for
-    that size). Returns the exported module (to compare with onnxruntime).
+    ``deploy`` first switches the model to its deploy form (BN folded, and static padding for
+    that size unless ``dynamic``). ``dynamic`` makes height and width free (and the batch
+    size, for raw outputs; a graph with detections keeps ``batch_size``): "same" padding
+    and anchors are then computed in the graph from the input's size. Returns the exported
+    module (to compare with onnxruntime).
     """
     model.eval()
     if deploy:
-        model.switch_to_deploy(tuple(input_shape))
+        model.switch_to_deploy(None if dynamic else tuple(input_shape))
+    if dynamic:
+        make_padding_traceable(model)
     wrapper = DetectorForExport(model, detections).eval()
     dummy = torch.zeros(batch_size, 3, *input_shape)
+    axes = {2: 'height', 3: 'width'} if detections else {0: 'batch', 2: 'height', 3: 'width'}
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', category=DeprecationWarning)  # legacy exporter
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
         torch.onnx.export(wrapper, (dummy, ), path, dynamo=False, opset_version=opset_version,
-                          input_names=['inputs'], output_names=list(wrapper.output_names()))
+                          input_names=['inputs'], output_names=list(wrapper.output_names()),
+                          dynamic_axes={'inputs': axes} if dynamic else None)
     return wrapper
+
+
+def same_detections(dets_a: torch.Tensor, labels_a: torch.Tensor, dets_b: torch.Tensor,
+                    labels_b: torch.Tensor, iou: float = 0.999,
+                    score_tol: float = 1e-5) -> Tuple[int, int]:
+    """How many detections of one image (``dets`` (K, 5), ``labels`` (K, ), label -1 = none)
+    have a twin in the other set (same label, IoU > ``iou``, score within ``score_tol``):
+    ``(matched in a, matched in b)``; two equal sets give ``(len(a), len(b))``. Order-free:
+    near-equal scores may be ranked differently by different runtimes."""
+    from mmdet.structures.bbox import bbox_overlaps
+    dets_a, dets_b = dets_a[labels_a >= 0], dets_b[labels_b >= 0]
+    labels_a, labels_b = labels_a[labels_a >= 0], labels_b[labels_b >= 0]
+    same = ((bbox_overlaps(dets_a[:, :4], dets_b[:, :4]) > iou)
+            & (labels_a[:, None] == labels_b[None])
+            & ((dets_a[:, None, 4] - dets_b[None, :, 4]).abs() < score_tol))
+    return int(same.any(1).sum()), int(same.any(0).sum())
 
 
 def onnx_session(path: str, num_threads: Optional[int] = None):

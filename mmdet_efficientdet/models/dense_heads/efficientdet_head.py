@@ -190,9 +190,16 @@ class EfficientDetHead(AnchorHead):
             boxes = self.bbox_coder.decode(priors[anchor_ids[i]], deltas[i],
                                            wh_ratio_clip=NO_WH_CLAMP)
             # clipped here, not by the coder (whose ONNX path is broken in mmdet 3.3)
-            boxes = torch.min(boxes.clamp(min=0), boxes.new_tensor([width, height] * 2))
+            boxes = torch.min(boxes.clamp(min=0), _limits(boxes, height, width))
             results.append((boxes, logits[i].sigmoid(), labels[i]))
         return results
+
+
+def _limits(boxes: torch.Tensor, height, width) -> torch.Tensor:
+    """(W, H, W, H) as a tensor like ``boxes``, from numbers or traced sizes."""
+    if isinstance(height, torch.Tensor):
+        return torch.stack([width, height, width, height]).to(boxes)
+    return boxes.new_tensor([width, height] * 2)
 
 
 def image_extent(img_meta: dict, rescale: bool) -> Tuple[float, float]:
@@ -217,7 +224,10 @@ def select_topk_all_levels(cls_scores: List[torch.Tensor], bbox_preds: List[torc
     logits = torch.cat([c.permute(0, 2, 3, 1).reshape(batch, -1, num_classes)
                         for c in cls_scores], 1)
     deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds], 1)
-    top_logits, flat_ids = logits.reshape(batch, -1).topk(min(k, logits[0].numel()), dim=1)
+    logits = logits.reshape(batch, -1)
+    num = logits.shape[1]  # a traced tensor in a dynamic-size export
+    k = num.clamp(max=k) if isinstance(num, torch.Tensor) else min(k, num)
+    top_logits, flat_ids = logits.topk(k, dim=1)
     anchor_ids = torch.div(flat_ids, num_classes, rounding_mode='floor')
     labels = flat_ids % num_classes
     top_deltas = deltas.gather(1, anchor_ids.unsqueeze(2).expand(-1, -1, 4))

@@ -1,5 +1,4 @@
 """TF "same" and symmetric padding for mmcv ``ConvModule`` bricks and max-pooling."""
-import math
 from typing import Tuple
 
 import torch
@@ -26,9 +25,11 @@ def conv_padding(padding_mode: str, kernel_size: int, stride: int = 1,
     return None, (kernel_size - 1) // 2 * dilation
 
 
-def same_pad_amounts(size: int, kernel_size: int, stride: int) -> Tuple[int, int]:
-    """TF SAME padding (before, after) along one dimension."""
-    total = max((math.ceil(size / stride) - 1) * stride + kernel_size - size, 0)
+def same_pad_amounts(size, kernel_size: int, stride: int) -> Tuple:
+    """TF SAME padding (before, after) along one dimension of ``size``: ints for an int, or
+    traced tensors while an exporter traces sizes (so a graph keeps them dynamic)."""
+    total = ((size + stride - 1) // stride - 1) * stride + kernel_size - size
+    total = total.clamp(min=0) if isinstance(total, torch.Tensor) else max(total, 0)
     return total // 2, total - total // 2
 
 
@@ -48,7 +49,7 @@ class MaxPool2dSame(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom = same_pad_amounts(x.shape[-2], self.kernel_size, self.stride)
         left, right = same_pad_amounts(x.shape[-1], self.kernel_size, self.stride)
-        if top or bottom or left or right:
+        if torch.jit.is_tracing() or top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom), value=float('-inf'))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 

@@ -1,9 +1,11 @@
-"""TF "same" padding made static for one input size (deploy mode): no padding computed at run
-time, and a symmetric padding folded into the conv or pool itself."""
+"""TF "same" padding for deployment: made static for one input size (deploy mode: no padding
+computed at run time, a symmetric one folded into the conv or pool itself), or computed from
+traced sizes so that an exported graph takes any size."""
 from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn.bricks import Conv2dAdaptivePadding
 
 from .padding import MaxPool2dSame, same_pad_amounts
@@ -67,5 +69,33 @@ def make_padding_static(model: nn.Module, run: Callable[[], object]) -> int:
         for name, child in list(parent.named_children()):
             if child in sizes:
                 setattr(parent, name, _MAKE_STATIC[type(child)](child, sizes[child]))
+                replaced += 1
+    return replaced
+
+
+class Conv2dSameTraced(nn.Conv2d):
+    """A conv with TF "same" padding computed by tensor ops (mmcv's ``Conv2dAdaptivePadding``
+    computes it with ``math.ceil``, which a tracer turns into constants)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation)]
+        top, bottom = same_pad_amounts(x.shape[-2], kernel[0], self.stride[0])
+        left, right = same_pad_amounts(x.shape[-1], kernel[1], self.stride[1])
+        return F.conv2d(F.pad(x, [left, right, top, bottom]), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
+
+
+def make_padding_traceable(model: nn.Module) -> int:
+    """Replace every ``Conv2dAdaptivePadding`` of ``model`` by a ``Conv2dSameTraced`` (same
+    weights), so that a traced export keeps the input size dynamic. Returns the count."""
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is Conv2dAdaptivePadding:
+                traced = Conv2dSameTraced(child.in_channels, child.out_channels,
+                                          child.kernel_size, child.stride, 0, child.dilation,
+                                          child.groups, child.bias is not None)
+                traced.load_state_dict(child.state_dict())
+                setattr(parent, name, traced.to(child.weight.device))
                 replaced += 1
     return replaced
