@@ -57,15 +57,17 @@ def latency(module, inputs, repeats):
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def timings(run, repeats):
-    """Milliseconds of each of ``repeats`` calls of ``run`` after one warm-up call."""
-    run()
-    out = []
+def paired_timings(first, second, repeats):
+    """Milliseconds of ``repeats`` calls of each, alternating (a slow phase of a shared
+    machine then weighs on both alike), after one warm-up call of each."""
+    first(), second()
+    times = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+        for run, out in zip((first, second), times):
+            start = time.perf_counter()
+            run()
+            out.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 def latency_variants(level, size, batch_size):
@@ -130,7 +132,7 @@ def latency_table(level, size, batch_sizes, repeats):
         rows = []
         for name, network, end_to_end in latency_variants(level, size, batch_size):
             with torch.no_grad():
-                rows.append((name, timings(network, repeats), timings(end_to_end, repeats)))
+                rows.append((name, *paired_timings(network, end_to_end, repeats)))
         base_net, base_e2e = (statistics.median(t) for t in rows[0][1:])
         for name, net, e2e in rows:
             net_ms, e2e_ms = statistics.median(net), statistics.median(e2e)

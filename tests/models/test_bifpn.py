@@ -61,6 +61,21 @@ def test_topologies(topology, nodes_per_cell):
                                                   (16, 1, 2), (16, 1, 1)]
 
 
+@pytest.mark.parametrize('topology,message', [
+    ([], r'topology \[\]: expected a non-empty list of nodes'),
+    ([dict(level=0, inputs=[0, 5]), dict(level=1, inputs=[1, 2])],
+     r"node 0 \{'level': 0, 'inputs': \[0, 5\]\}: inputs must be a non-empty list of ids in "
+     r'\[0, 1\] .*got \[0, 5\]'),
+    ([dict(level=0, inputs=1)], r'node 0 .*: inputs must be a non-empty list .*got 1'),
+    ([dict(level='P3', inputs=[0])], r"node 0 .*: level must be an int in \[0, 1\].*got 'P3'"),
+    ([dict(level=0, inputs=[0, 1]), 'P4'], r"node 1 'P4': expected dict\(level=l"),
+    ([dict(level=0, inputs=[0, 1])], r'no node computes level\(s\) \[1\]'),
+])
+def test_topology_mistakes_are_named(topology, message):
+    with pytest.raises(ValueError, match=message):
+        BiFPNNeck([8, 16], 8, num_outs=2, topology=topology)
+
+
 def test_topology_lists_are_data():
     assert bifpn_topology(5)[4] == dict(level=1, inputs=[1, 7, 8])  # P4 out: in, td, P3 out
     assert fpn_topology(3) == [dict(level=2, inputs=[2]), dict(level=1, inputs=[1, 3]),
@@ -70,8 +85,6 @@ def test_topology_lists_are_data():
     custom = [dict(level=0, inputs=[0, 1]), dict(level=1, inputs=[1, 2])]  # a tiny 2-node cell
     neck = BiFPNNeck([8, 16], 8, num_outs=2, topology=custom)
     assert len(neck(_features([8, 16], 32, 32))) == 2
-    with pytest.raises(ValueError, match=r'node 0: inputs \[0, 5\] must be .*\[0, 1\]'):
-        BiFPNNeck([8, 16], 8, num_outs=2, topology=[dict(level=0, inputs=[0, 5])])
     with pytest.raises(ValueError, match="unknown topology 'nas'; valid choices: bifpn, pan, "
                                          'fpn'):
         BiFPNNeck([8, 16], 8, topology='nas')

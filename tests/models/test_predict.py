@@ -149,3 +149,49 @@ def test_inference_detector_boxes_stay_inside_the_image(weights, tmp_path):
         assert len(boxes) == 100, (width, height)
         assert boxes[:, 0::2].min() >= 0 and boxes[:, 0::2].max() <= width, (width, height)
         assert boxes[:, 1::2].min() >= 0 and boxes[:, 1::2].max() <= height, (width, height)
+
+
+@pytest.mark.parametrize('sizes,classes,k', [([(16, 24), (8, 12), (4, 6)], 20, 500),
+                                              ([(2, 2), (1, 1)], 9, 500),
+                                              ([(8, 8), (4, 4)], 90, 2000)])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_selection_over_all_levels_equals_the_plain_topk(sizes, classes, k, channels_last):
+    from mmdet_efficientdet.models.dense_heads.efficientdet_head import select_topk_all_levels
+    torch.manual_seed(classes)
+    anchors = 9
+    cls_scores = [torch.randn(2, anchors * classes, h, w) for h, w in sizes]
+    cls_scores[0][:, :, ::3] += 3  # some anchors much better, with several good classes
+    cls_scores[-1][:, :2 * classes] = 4.0  # ties
+    bbox_preds = [torch.randn(2, anchors * 4, h, w) for h, w in sizes]
+    if channels_last:
+        cls_scores = [c.to(memory_format=torch.channels_last) for c in cls_scores]
+    logits, deltas, anchor_ids, labels = select_topk_all_levels(cls_scores, bbox_preds,
+                                                                classes, k)
+    # the plain definition: every pair of every level, one top-k
+    flat_logits = torch.cat([c.permute(0, 2, 3, 1).reshape(2, -1) for c in cls_scores], 1)
+    flat_deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(2, -1, 4) for b in bbox_preds], 1)
+    expected_logits, flat_ids = flat_logits.topk(min(k, flat_logits.shape[1]), dim=1)
+    assert torch.equal(logits, expected_logits)
+    for i in range(2):
+        pairs = (anchor_ids[i] * classes + labels[i]).sort()
+        assert torch.equal(pairs.values, flat_ids[i].sort().values)
+        assert torch.equal(deltas[i], flat_deltas[i, anchor_ids[i]])
+
+
+def test_best_after_nms_equals_nms_over_all_candidates():
+    from mmcv.ops import batched_nms
+
+    from mmdet_efficientdet.models.dense_heads.efficientdet_head import best_after_nms
+    torch.manual_seed(0)
+    for num, max_num in [(5000, 100), (3000, 300), (50, 100)]:
+        xy = torch.rand(num, 2) * 300
+        boxes = torch.cat([xy, xy + 10 + torch.rand(num, 2) * 80], 1)
+        scores, labels = torch.rand(num), torch.randint(0, 3, (num, ))
+        scores[10:20] = scores[9]  # equal scores
+        nms_cfg = dict(type='nms', iou_threshold=0.5)
+        dets, keep = best_after_nms(boxes, scores, labels, nms_cfg, max_num)
+        all_dets, all_keep = batched_nms(boxes, scores, labels, nms_cfg)
+        assert len(keep) == min(max_num, len(all_keep))
+        assert set(keep.tolist()) == set(all_keep[:max_num].tolist())
+        # the same rows, up to the order of equal scores
+        assert torch.equal(dets[keep.argsort()], all_dets[:max_num][all_keep[:max_num].argsort()])

@@ -165,9 +165,10 @@ class EfficientDetHead(AnchorHead):
                 width, height = (result.bboxes[:, 2:] - result.bboxes[:, :2]).unbind(1)
                 result = result[(width > 0) & (height > 0)]
             if with_nms and len(result):
-                dets, keep = batched_nms(result.bboxes, result.scores, result.labels, cfg.nms)
-                result = result[keep[:cfg.max_per_img]]
-                result.scores = dets[:cfg.max_per_img, -1]  # soft-NMS rescales scores
+                dets, keep = best_after_nms(result.bboxes, result.scores, result.labels,
+                                            cfg.nms, cfg.max_per_img)
+                result = result[keep]
+                result.scores = dets[:, -1]  # soft-NMS rescales scores
             if rescale:
                 result.bboxes = scale_boxes(result.bboxes,
                                             [1 / s for s in img_meta['scale_factor']])
@@ -224,11 +225,60 @@ def select_topk_all_levels(cls_scores: List[torch.Tensor], bbox_preds: List[torc
     logits = torch.cat([c.permute(0, 2, 3, 1).reshape(batch, -1, num_classes)
                         for c in cls_scores], 1)
     deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds], 1)
-    logits = logits.reshape(batch, -1)
-    num = logits.shape[1]  # a traced tensor in a dynamic-size export
-    k = num.clamp(max=k) if isinstance(num, torch.Tensor) else min(k, num)
-    top_logits, flat_ids = logits.topk(k, dim=1)
-    anchor_ids = torch.div(flat_ids, num_classes, rounding_mode='floor')
-    labels = flat_ids % num_classes
+    top_logits, anchor_ids, labels = (torch.stack(t)
+                                      for t in zip(*[topk_pairs(x, k) for x in logits]))
     top_deltas = deltas.gather(1, anchor_ids.unsqueeze(2).expand(-1, -1, 4))
     return top_logits, top_deltas, anchor_ids, labels
+
+
+def _at_most(num, k: int):
+    """``min(num, k)``, also for a size traced as a tensor (a dynamic-size export)."""
+    return num.clamp(max=k) if isinstance(num, torch.Tensor) else min(num, k)
+
+
+def topk_pairs(logits: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``k`` best (anchor, class) pairs of an (anchors, classes) table: ``(logits,
+    anchor_ids, labels)`` of ``logits.flatten().topk(k)`` up to the order of equal logits,
+    several times faster (also in onnxruntime).
+
+    The k-th best anchor's best class is a lower bound of the k-th best pair (the k best
+    anchors hold k pairs at least as high), so only the pairs above it, of the anchors
+    whose best class is above it (about k of those anchors' k·C in a trained detector),
+    are sorted.
+    """
+    num_anchors, num_classes = logits.shape
+    best = logits.amax(1)
+    kth = best.topk(_at_most(num_anchors, k)).values[-1]
+    if isinstance(num_anchors, torch.Tensor):  # traced: fewer anchors than k → every pair
+        bound = torch.where(num_anchors >= k, kth, torch.full_like(kth, float('-inf')))
+    else:
+        bound = kth if num_anchors >= k else float('-inf')
+    anchors = (best >= bound).nonzero().squeeze(1)
+    flat = logits[anchors].reshape(-1)
+    candidates = (flat >= bound).nonzero().squeeze(1)
+    values, order = flat[candidates].topk(_at_most(candidates.shape[0], k))
+    chosen = candidates[order]
+    return (values, anchors[torch.div(chosen, num_classes, rounding_mode='floor')],
+            chosen % num_classes)
+
+
+def best_after_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                   nms_cfg: dict, max_num: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The first ``max_num`` of mmcv's ``batched_nms``: ``(dets, keep)``.
+
+    Hard NMS decides each box by the higher-scored ones alone, so it is run on the best
+    candidates first (8·max_num, widened fourfold until max_num are kept or all were
+    seen; never cutting through equal scores): the same result as NMS over all of them,
+    several times faster for the reference's 5000 candidates."""
+    if nms_cfg.get('type', 'nms') != 'nms':  # soft-NMS rescales later boxes by earlier ones
+        dets, keep = batched_nms(boxes, scores, labels, nms_cfg)
+        return dets[:max_num], keep[:max_num]
+    order = scores.argsort(descending=True)
+    boxes, scores, labels = boxes[order], scores[order], labels[order]
+    seen = min(8 * max_num, len(scores))
+    while True:
+        seen = int((scores >= scores[seen - 1]).sum())  # ties stay together
+        dets, keep = batched_nms(boxes[:seen], scores[:seen], labels[:seen], nms_cfg)
+        if len(keep) >= max_num or seen == len(scores):
+            return dets[:max_num], order[keep[:max_num]]
+        seen = min(4 * seen, len(scores))

@@ -156,7 +156,7 @@ class BiFPNNeck(BaseModule):
             check_choice('topology', topology, TOPOLOGIES)
             nodes = TOPOLOGIES[topology](num_outs)
         else:
-            nodes = validate_topology(list(topology), num_outs)
+            nodes = validate_topology(topology, num_outs)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_outs = num_outs

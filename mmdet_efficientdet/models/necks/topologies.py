@@ -62,20 +62,34 @@ TOPOLOGIES: Dict[str, Callable[[int], List[dict]]] = {
 }
 
 
-def validate_topology(nodes: List[dict], num_levels: int) -> List[dict]:
-    """Check a node list; return it as plain dicts with int fields."""
+def validate_topology(nodes, num_levels: int) -> List[dict]:
+    """Check a node list fully (each error names the node and the valid values); return it
+    as plain dicts with int fields."""
+    if not isinstance(nodes, (list, tuple)) or not nodes:
+        raise ValueError(f'topology {nodes!r}: expected a non-empty list of nodes '
+                         "dict(level=l, inputs=[ids]), or one of 'bifpn', 'pan', 'fpn'")
     checked = []
     for index, node in enumerate(nodes):
-        if set(node) != {'level', 'inputs'}:
-            raise ValueError(f'topology node {index} {node!r}: expected keys level, inputs')
-        level, inputs = int(node['level']), [int(i) for i in node['inputs']]
-        if not 0 <= level < num_levels:
-            raise ValueError(f'topology node {index}: level {level} is not in '
-                             f'[0, {num_levels - 1}]')
+        where = f'topology node {index} {node!r}'
+        if not isinstance(node, dict) or set(node) != {'level', 'inputs'}:
+            raise ValueError(f'{where}: expected dict(level=l, inputs=[ids])')
+        level, inputs = node['level'], node['inputs']
+        if not _is_int(level) or not 0 <= level < num_levels:
+            raise ValueError(f'{where}: level must be an int in [0, {num_levels - 1}] (0 is the '
+                             f'finest output level), got {level!r}')
         available = num_levels + index
-        if not inputs or any(not 0 <= i < available for i in inputs):
-            raise ValueError(f'topology node {index}: inputs {inputs} must be non-empty ids in '
+        if (not isinstance(inputs, (list, tuple)) or not inputs
+                or not all(_is_int(i) and 0 <= i < available for i in inputs)):
+            raise ValueError(f'{where}: inputs must be a non-empty list of ids in '
                              f'[0, {available - 1}] (levels 0…{num_levels - 1}, then earlier '
-                             'nodes)')
-        checked.append(dict(level=level, inputs=inputs))
+                             f'nodes), got {inputs!r}')
+        checked.append(dict(level=int(level), inputs=[int(i) for i in inputs]))
+    missing = sorted(set(range(num_levels)) - {node['level'] for node in checked})
+    if missing:
+        raise ValueError(f'topology: no node computes level(s) {missing}; every output level '
+                         f'0…{num_levels - 1} needs one (its last node is its output)')
     return checked
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
