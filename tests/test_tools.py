@@ -77,7 +77,7 @@ def test_converter_refuses_another_level(tmp_path):
 def test_seed_alone_keeps_the_configs_deterministic_setting():
     from mmengine.config import Config
 
-    from mmdet_efficientdet.engine import apply_randomness_args
+    from mmdet_efficientdet.utils import apply_randomness_args
     cfg = Config(dict(randomness=dict(seed=1, deterministic=True, diff_rank_seed=True)))
     apply_randomness_args(cfg, 7, False)
     assert cfg.randomness == dict(seed=7, deterministic=True, diff_rank_seed=True)

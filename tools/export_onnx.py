@@ -6,11 +6,12 @@ onnxruntime against PyTorch.
 
 By default the graph takes a preprocessed (normalised, padded) batch at the level's input
 size and returns the head's raw outputs; --dynamic lets it take any height and width (and
-batch size, for raw outputs), "same" padding and anchors then being computed in the graph; --detections puts the reference's selection (top-k
-over all levels, decode, clip, NMS, best K) into the graph, so that the file alone turns a
-preprocessed image into dets (x1, y1, x2, y2, score) and labels. The model is switched to
-its deploy form first (BN folded, static padding) unless --no-deploy. Without --no-check the
-export is run once by onnxruntime and compared with PyTorch on a random input.
+batch size, for raw outputs), "same" padding and anchors then being computed in the graph;
+--detections puts the reference's selection (top-k over all levels, decode, clip, NMS, best
+K) into the graph, so that the file alone turns a preprocessed image into dets (x1, y1, x2,
+y2, score) and labels. The model is switched to its deploy form first (BN folded, static
+padding) unless --no-deploy. Without --no-check the export is run once by onnxruntime and
+compared with PyTorch on a random input (a dynamic one at a second size too).
 """
 import argparse
 import copy
@@ -26,6 +27,7 @@ from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
 from mmdet_efficientdet.deploy import export_onnx, onnx_session, same_detections
+from mmdet_efficientdet.utils import run_tool
 
 
 def parse_args(argv=None):
@@ -96,4 +98,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'export_onnx.py')

@@ -21,6 +21,7 @@ from mmdet.apis import DetInferencer
 from mmengine.utils import track_iter_progress
 
 import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
+from mmdet_efficientdet.utils import run_tool
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
@@ -132,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'infer.py')

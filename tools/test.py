@@ -5,7 +5,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.engine import add_runner_args, load_runner_config
+from mmdet_efficientdet.utils import add_runner_args, load_runner_config, run_tool
 
 
 def parse_args():
@@ -39,4 +39,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'test.py')

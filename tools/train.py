@@ -1,6 +1,7 @@
 """Train a detector with mmengine's Runner (MMDetection's tools/train.py, plus: works with
 our configs and any plain mmdet config; CPU-only distributed runs use gloo; --amp on a
-machine that cannot do it says so instead of a traceback)."""
+machine that cannot do it says so instead of a traceback; --resume never starts over existing
+checkpoints; errors end as one line, the traceback in the log)."""
 import argparse
 import sys
 
@@ -8,8 +9,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.engine import (add_runner_args, amp_unavailable_reason,
-                                       apply_randomness_args, load_runner_config)
+from mmdet_efficientdet.utils import (add_runner_args, amp_unavailable_reason,
+                                      apply_randomness_args, load_runner_config, resolve_resume,
+                                      run_tool)
 
 
 def parse_args():
@@ -42,16 +44,13 @@ def main():
             sys.exit('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
     apply_randomness_args(cfg, args.seed, args.deterministic)
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    said = resolve_resume(cfg, args.resume)  # never starts over existing checkpoints
+    if said:
+        print(said, flush=True)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'train.py')

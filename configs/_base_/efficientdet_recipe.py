@@ -10,7 +10,9 @@ from mmdet_efficientdet.model_cfg import efficientdet_param_scheduler  # noqa: E
 
 max_epochs = 300
 # 8 GPUs x 8 images = 64 images per step at lr 0.08; --auto-scale-lr rescales other sizes.
-train_dataloader = dict(batch_size=8, num_workers=8)
+# drop_last: a last batch of one image would give the BNs of small levels one value per channel
+train_dataloader = dict(batch_size=8, num_workers=8,
+                        batch_sampler=dict(type='AspectRatioBatchSampler', drop_last=True))
 val_dataloader = dict(batch_size=8, num_workers=4)
 test_dataloader = val_dataloader
 auto_scale_lr = dict(enable=False, base_batch_size=64)

@@ -32,6 +32,8 @@ train_dataloader = dict(
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # P7 is 2x2 at 192 px, so a last batch of one image still trains; below 129 px set
+    # drop_last=True here (P7 1x1: one value per channel in its BNs)
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type='CocoDataset',

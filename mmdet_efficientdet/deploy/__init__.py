@@ -2,4 +2,6 @@
 from .onnx_export import (DetectorForExport, NonMaxSuppression, export_onnx, onnx_session,
                           same_detections)
 
-__all__ = ['DetectorForExport', 'NonMaxSuppression', 'export_onnx', 'onnx_session', 'same_detections']
+__all__ = [
+    'DetectorForExport', 'NonMaxSuppression', 'export_onnx', 'onnx_session', 'same_detections'
+]

@@ -126,10 +126,17 @@ def same_detections(dets_a: torch.Tensor, labels_a: torch.Tensor, dets_b: torch.
     return int(same.any(1).sum()), int(same.any(0).sum())
 
 
-def onnx_session(path: str, num_threads: Optional[int] = None):
-    """An onnxruntime CPU session for ``path``."""
+def onnx_session(path: str, num_threads: Optional[int] = None, spinning: bool = False):
+    """An onnxruntime CPU session for ``path``.
+
+    ``spinning=False``: its threads sleep between runs instead of busy-waiting (onnxruntime's
+    default), which would take the CPU from whatever runs next (preprocessing, another
+    session); on a 2-core machine that slowed the next step up to 2x.
+    """
     import onnxruntime
     options = onnxruntime.SessionOptions()
     if num_threads:
         options.intra_op_num_threads = num_threads
+    if not spinning:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])

@@ -222,11 +222,13 @@ def select_topk_all_levels(cls_scores: List[torch.Tensor], bbox_preds: List[torc
     Returns ``(logits, deltas, anchor_ids, labels)``, each of batch-first shape (B, k[, 4]).
     """
     batch = cls_scores[0].shape[0]
-    logits = torch.cat([c.permute(0, 2, 3, 1).reshape(batch, -1, num_classes)
-                        for c in cls_scores], 1)
+    # (B, H·W·A, C) per level: views of channels-last maps (and a transpose that onnxruntime
+    # folds into its own layout change); the levels are never concatenated
+    tables = [c.permute(0, 2, 3, 1).reshape(batch, -1, num_classes) for c in cls_scores]
     deltas = torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds], 1)
-    top_logits, anchor_ids, labels = (torch.stack(t)
-                                      for t in zip(*[topk_pairs(x, k) for x in logits]))
+    best = [t.amax(2) for t in tables]  # each anchor's best logit
+    top_logits, anchor_ids, labels = (torch.stack(t) for t in zip(*[
+        topk_pairs(tables, best, i, k) for i in range(batch)]))
     top_deltas = deltas.gather(1, anchor_ids.unsqueeze(2).expand(-1, -1, 4))
     return top_logits, top_deltas, anchor_ids, labels
 
@@ -236,25 +238,34 @@ def _at_most(num, k: int):
     return num.clamp(max=k) if isinstance(num, torch.Tensor) else min(num, k)
 
 
-def topk_pairs(logits: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``k`` best (anchor, class) pairs of an (anchors, classes) table: ``(logits,
-    anchor_ids, labels)`` of ``logits.flatten().topk(k)`` up to the order of equal logits,
-    several times faster (also in onnxruntime).
+def topk_pairs(tables: List[torch.Tensor], best: List[torch.Tensor], image: int,
+               k: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``k`` best (anchor, class) pairs of one ``image`` of (B, anchors, classes) tables
+    taken as one (the levels), given each anchor's ``best`` logit (B, anchors):
+    ``(logits, anchor_ids, labels)`` of a top-k over all its pairs, up to the order of equal
+    logits, several times faster (also in onnxruntime).
 
     The k-th best anchor's best class is a lower bound of the k-th best pair (the k best
     anchors hold k pairs at least as high), so only the pairs above it, of the anchors
     whose best class is above it (about k of those anchors' k·C in a trained detector),
-    are sorted.
+    are sorted. Only those rows are read again (no copy of an image's whole table).
     """
-    num_anchors, num_classes = logits.shape
-    best = logits.amax(1)
-    kth = best.topk(_at_most(num_anchors, k)).values[-1]
+    num_classes = tables[0].shape[2]
+    every_best = torch.cat([b[image] for b in best])
+    num_anchors = every_best.shape[0]
+    kth = every_best.topk(_at_most(num_anchors, k)).values[-1]
     if isinstance(num_anchors, torch.Tensor):  # traced: fewer anchors than k → every pair
         bound = torch.where(num_anchors >= k, kth, torch.full_like(kth, float('-inf')))
     else:
         bound = kth if num_anchors >= k else float('-inf')
-    anchors = (best >= bound).nonzero().squeeze(1)
-    flat = logits[anchors].reshape(-1)
+    rows, anchors, offset = [], [], 0
+    for table, level_best in zip(tables, best):
+        size = table.shape[1]
+        ids = (level_best[image] >= bound).nonzero().squeeze(1)
+        rows.append(table.reshape(-1, num_classes)[ids + image * size])
+        anchors.append(ids + offset)
+        offset = offset + size
+    flat, anchors = torch.cat(rows).reshape(-1), torch.cat(anchors)
     candidates = (flat >= bound).nonzero().squeeze(1)
     values, order = flat[candidates].topk(_at_most(candidates.shape[0], k))
     chosen = candidates[order]

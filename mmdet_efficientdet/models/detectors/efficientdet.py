@@ -22,6 +22,40 @@ def has_sync_bn(module: torch.nn.Module) -> bool:
                for m in module.modules())
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose weights do not fit the model."""
+
+
+def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: bool) -> None:
+    """Refuse a checkpoint that would leave ``model`` partly random: a weight of another
+    shape (first one named, with both shapes), or no weight of the model's at all. With
+    ``partial``, mismatched weights are removed from ``state_dict`` and listed instead."""
+    own = model.state_dict()
+    mismatched = [(key, tuple(state_dict[key].shape), tuple(value.shape))
+                  for key, value in own.items()
+                  if hasattr(state_dict.get(key), 'shape') and state_dict[key].shape != value.shape]
+    if state_dict and not any(key in state_dict for key in own):
+        raise CheckpointMismatchError(
+            f'no weight of the checkpoint belongs to this {type(model).__name__} (its first is '
+            f'{next(iter(state_dict))!r}, the model\'s {next(iter(own))!r}): a checkpoint of '
+            'another model, or an effdet/timm file not yet converted (tools/convert_weights.py)')
+    if not mismatched:
+        return
+    if not partial:
+        key, theirs, ours = mismatched[0]
+        more = f' (and {len(mismatched) - 1} more)' if len(mismatched) > 1 else ''
+        raise CheckpointMismatchError(
+            f'the checkpoint does not fit this model: {key} is {theirs} in the checkpoint but '
+            f'{ours} in the model{more}. Is it of another level or class count? To fine-tune '
+            'from it, set model.partial_load=True (weights that do not fit are then skipped)')
+    for key, _, _ in mismatched:
+        del state_dict[key]
+    MMLogger.get_current_instance().warning(
+        f'partial_load: skipped {len(mismatched)} checkpoint weights of other shapes (kept the '
+        'model\'s own): ' + ', '.join(f'{key} {theirs} -> {ours}'
+                                      for key, theirs, ours in mismatched))
+
+
 @MODELS.register_module()
 class EfficientDetector(SingleStageDetector):
     """EfficientDet: ``TFEfficientNet`` + ``BiFPNNeck`` + ``EfficientDetHead``.
@@ -35,11 +69,18 @@ class EfficientDetector(SingleStageDetector):
             which makes the depthwise convs much faster on CPUs (1.3x per training step for
             the demo) and suits tensor cores. Same results up to float rounding.
             Default: False.
+        partial_load (bool): Weights of a checkpoint whose shapes do not fit this model are
+            skipped (and listed in the log) instead of refused: for fine-tuning from a
+            checkpoint trained on other classes. Default False: loading a checkpoint of
+            another level or class count (test, ``load_from``, ``init_detector``, infer)
+            raises an error naming the first such weight and both shapes.
         *args, **kwargs: ``SingleStageDetector`` arguments (backbone, neck, bbox_head, ...).
     """
 
-    def __init__(self, *args, channels_last: bool = False, **kwargs) -> None:
+    def __init__(self, *args, channels_last: bool = False, partial_load: bool = False,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.partial_load = partial_load
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -49,6 +90,25 @@ class EfficientDetector(SingleStageDetector):
                 'EfficientDetector: SyncBN needs a distributed run on GPUs; this run has '
                 f'cuda={torch.cuda.is_available()}, distributed='
                 f'{dist.is_available() and dist.is_initialized()}: using BN instead.')
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # called first, with the whole checkpoint, by torch's and mmengine's loaders alike
+        if prefix == '':
+            check_checkpoint_fits(self, state_dict, self.partial_load)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def loss(self, batch_inputs: torch.Tensor, batch_data_samples) -> dict:
+        try:
+            return super().loss(batch_inputs, batch_data_samples)
+        except ValueError as error:
+            if 'Expected more than 1 value per channel' not in str(error):
+                raise
+            batch, _, height, width = batch_inputs.shape
+            raise ValueError(
+                f'a training batch of {batch} image(s) of {height}x{width} leaves one value per '
+                'channel for a BatchNorm of the coarsest level (P7 is then 1x1): train with '
+                'batches of 2 or more images (drop_last=True in train_dataloader\'s '
+                'batch_sampler drops a last batch of one) or with larger images') from error
 
     def extract_feat(self, batch_inputs: torch.Tensor):
         if self.channels_last:

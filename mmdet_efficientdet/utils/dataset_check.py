@@ -1,0 +1,148 @@
+"""What ``tools/check_dataset.py`` finds in a config's COCO-style datasets before a run
+trains to AP 0.000: missing and unreadable images, sizes that differ from the annotation
+file, unknown category ids, zero-size boxes and boxes outside their image (which mmdet drops
+without a word), images without boxes, and a class count that does not fit ``num_classes``.
+"""
+import json
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List, Optional
+
+from mmengine.config import Config
+
+EXAMPLES = 3  # shown per finding
+
+
+class Findings:
+    """Findings of one split: ``errors``/``notes`` map a kind to (count, first examples)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.errors: Dict[str, list] = defaultdict(lambda: [0, []])
+        self.notes: Dict[str, list] = defaultdict(lambda: [0, []])
+        self.summary = ''
+
+    def add(self, kind: str, example: str, error: bool = True) -> None:
+        entry = (self.errors if error else self.notes)[kind]
+        entry[0] += 1
+        if len(entry[1]) < EXAMPLES:
+            entry[1].append(example)
+
+    def lines(self) -> List[str]:
+        out = [f'{self.name}: {self.summary}']
+        for label, table in (('ERROR', self.errors), ('note', self.notes)):
+            for kind, (count, examples) in table.items():
+                out.append(f'  {label} {kind}: {count} (e.g. {"; ".join(examples)})')
+        if not self.errors:
+            out.append('  ok')
+        return out
+
+
+def dataset_configs(cfg: Config) -> Dict[str, dict]:
+    """The dataset of each dataloader of ``cfg`` (train/val/test), wrappers unwrapped."""
+    found = {}
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        dataset = loader.get('dataset') if loader else None
+        while dataset is not None and 'dataset' in dataset and 'ann_file' not in dataset:
+            dataset = dataset['dataset']  # RepeatDataset, ClassBalancedDataset, ...
+        if dataset is not None and dataset not in found.values():
+            found[split] = dataset
+    return found
+
+
+def _path(root: Optional[str], path: str) -> str:
+    return path if not root or osp.isabs(path) else osp.join(root, path)
+
+
+def _read_image_size(path: str):
+    """(width, height) of the decoded image, or the reason it cannot be decoded."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes it all: a truncated file fails here
+            return image.size
+    except Exception as error:  # PIL raises many kinds for foreign bytes
+        return f'{type(error).__name__}: {error}'
+
+
+def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
+                       decode: bool = True) -> Findings:
+    """Check one COCO-style dataset config (``ann_file``, ``data_prefix.img``, ``metainfo``)."""
+    findings = Findings(name)
+    root = dataset.get('data_root')
+    ann_file = _path(root, dataset['ann_file'])
+    if not osp.isfile(ann_file):
+        findings.summary = ann_file
+        findings.add('annotation file missing', ann_file)
+        return findings
+    with open(ann_file) as f:
+        coco = json.load(f)
+    if not isinstance(coco, dict) or 'images' not in coco:
+        findings.summary = ann_file
+        findings.add('not a COCO-style annotation file (no "images")', ann_file)
+        return findings
+    categories = {c['id']: c['name'] for c in coco.get('categories', [])}
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    classes = list(classes) if classes else list(categories.values())
+    used = {i for i, n in categories.items() if n in classes}
+    for missing in [c for c in classes if c not in categories.values()]:
+        findings.add('classes of the config with no category in the file', repr(missing))
+    image_dir = _path(root, (dataset.get('data_prefix') or {}).get('img', ''))
+    images = {image['id']: image for image in coco['images']}
+    boxes = defaultdict(int)
+    for ann in coco.get('annotations', []):
+        image = images.get(ann.get('image_id'))
+        where = f"annotation {ann.get('id')} of image {ann.get('image_id')}"
+        if image is None:
+            findings.add('annotations of unknown image ids', where)
+            continue
+        category = ann.get('category_id')
+        if category not in categories:
+            findings.add('unknown category ids (mmdet drops their boxes)',
+                         f'{where}: category_id {category}, the file has '
+                         f'{sorted(categories)}')
+            continue
+        if category not in used:
+            findings.add('boxes of categories not in the config\'s classes (not trained)',
+                         f'{where}: {categories[category]!r}', error=False)
+            continue
+        x, y, w, h = ann['bbox']
+        if w < 1 or h < 1:
+            findings.add('zero-size boxes (w or h < 1 px: mmdet drops them)',
+                         f'{where}: bbox {ann["bbox"]}')
+            continue
+        if x < -1 or y < -1 or x + w > image['width'] + 1 or y + h > image['height'] + 1:
+            findings.add('boxes outside their image',
+                         f'{where}: bbox {ann["bbox"]} in {image["width"]}x{image["height"]}')
+        boxes[image['id']] += 1
+    for image_id, image in images.items():
+        path = osp.join(image_dir, image['file_name'])
+        if not osp.isfile(path):
+            findings.add('missing image files', path)
+            continue
+        if decode:
+            size = _read_image_size(path)
+            if isinstance(size, str):
+                findings.add('unreadable images', f'{path}: {size}')
+            elif size != (image['width'], image['height']):
+                findings.add('images whose size differs from the annotation file',
+                             f'{path}: {size[0]}x{size[1]}, file says '
+                             f'{image["width"]}x{image["height"]}')
+        if not boxes[image_id]:
+            findings.add('images without boxes', image['file_name'], error=False)
+    if num_classes is not None and num_classes < len(classes):
+        findings.add('more classes than the model has outputs',
+                     f'{len(classes)} classes, model.bbox_head.num_classes={num_classes}')
+    elif num_classes is not None and num_classes > len(classes):
+        findings.add('model outputs no class uses',
+                     f'{len(classes)} classes, model.bbox_head.num_classes={num_classes}',
+                     error=False)
+    findings.summary = (f'{ann_file}: {len(images)} images, {sum(boxes.values())} boxes, '
+                        f'{len(classes)} classes')
+    return findings
+
+
+def model_num_classes(cfg: Config) -> Optional[int]:
+    head = cfg.get('model', {}).get('bbox_head')
+    return head.get('num_classes') if head else None
