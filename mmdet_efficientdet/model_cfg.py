@@ -5,7 +5,6 @@ from typing import Optional
 from .scaling import NORMALIZATION, efficientdet_dims, imagenet_checkpoint
 
 BN = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True)
-SYNC_BN = dict(type='SyncBN', eps=1e-3, momentum=0.01, requires_grad=True)
 # The reference's detection selection (effdet DetBenchPredict): see EfficientDetHead.
 NMS = dict(type='nms', iou_threshold=0.5)
 # effdet's soft-NMS (its official AP figures use it): Gaussian, sigma 0.5, scores >= 0.001.
@@ -15,9 +14,8 @@ SOFT_NMS = dict(type='soft_nms', iou_threshold=0.3, sigma=0.5, min_score=0.001,
 
 def efficientdet_model(phi: str,
                        num_classes: int = 80,
-                       sync_bn: bool = False,
                        norm_cfg: Optional[dict] = None,
-                       padding_mode: str = 'same',
+                       pad_type: str = 'same',
                        drop_path_rate: Optional[float] = None,
                        imagenet_backbone: bool = False,
                        backbone_init_cfg: Optional[dict] = None,
@@ -26,8 +24,9 @@ def efficientdet_model(phi: str,
                        channels_last: bool = True) -> dict:
     """The ``model`` dict of EfficientDet-``phi`` with the paper's training settings.
 
-    ``sync_bn`` selects SyncBN (the paper's recipe; ``EfficientDetector`` falls back to BN
-    where a run cannot synchronise); ``norm_cfg`` overrides the norm entirely.
+    The model holds BN (``norm_cfg`` overrides it); the paper's SyncBN is asked of the
+    runner, as mmengine does it: ``sync_bn = 'torch'`` in the config (the COCO recipe has it)
+    converts BN in distributed runs.
     ``imagenet_backbone`` starts the backbone from timm's ImageNet ``tf_efficientnet_bX``
     release file (``backbone_init_cfg`` sets any other init). Images are padded to
     ``input_size`` (default: the level's) in the data preprocessor, so ``img_shape`` stays
@@ -36,7 +35,7 @@ def efficientdet_model(phi: str,
     CPUs and tensor cores; ``tools/benchmark.py latency``).
     """
     d = efficientdet_dims(phi)
-    norm_cfg = dict(norm_cfg or (SYNC_BN if sync_bn else BN))
+    norm_cfg = dict(norm_cfg or BN)
     input_size = input_size or d['input_size']
     mean, std = NORMALIZATION[d['normalize']]
     if drop_path_rate is None:
@@ -60,7 +59,7 @@ def efficientdet_model(phi: str,
             type='TFEfficientNet',
             arch=d['backbone'],
             out_indices=d['backbone_out_indices'],
-            padding_mode=padding_mode,
+            pad_type=pad_type,
             drop_path_rate=drop_path_rate,
             norm_cfg=norm_cfg,
             init_cfg=backbone_init_cfg),
@@ -72,16 +71,16 @@ def efficientdet_model(phi: str,
             num_repeats=d['fpn_repeats'],
             topology='bifpn',
             fusion=d['fusion'],
-            padding_mode=padding_mode,
+            pad_type=pad_type,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg),
         bbox_head=dict(
             type='EfficientDetHead',
             num_classes=num_classes,
             in_channels=d['width'],
-            num_repeats=d['head_repeats'],
+            stacked_convs=d['head_repeats'],
             num_levels=d['num_outs'],
-            padding_mode=padding_mode,
+            pad_type=pad_type,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
             anchor_generator=dict(

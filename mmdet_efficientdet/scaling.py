@@ -8,6 +8,8 @@ Nothing else in the package hard-codes a width, a depth or a resolution: the con
 import math
 from typing import Dict, List, NamedTuple, Tuple
 
+from .utils.misc import check_choice
+
 # EfficientNet-B0: (kernel, stride, expand ratio, out channels, repeats) per stage.
 EFFICIENTNET_STAGES: Tuple[Tuple[int, int, int, int, int], ...] = (
     (3, 1, 1, 16, 1),
@@ -120,12 +122,6 @@ D_LEVELS: Dict[str, DLevel] = {
 }
 
 
-def check_choice(name: str, value, choices) -> None:
-    """Raise a ValueError naming ``value`` and the valid ``choices``."""
-    if value not in choices:
-        raise ValueError(f'unknown {name} {value!r}; valid choices: {", ".join(map(str, choices))}')
-
-
 def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
     """Round ``value`` to the nearest multiple of ``divisor``, never going below 90 %."""
     new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
@@ -200,10 +196,14 @@ def efficientdet_dims(phi: str) -> dict:
     check_choice('EfficientDet level', phi, D_LEVELS)
     row = D_LEVELS[phi]
     out_channels = efficientnet_out_channels(row.backbone)
+    # backbone output index i is stride level i + 1 (stride 2**(i + 1)); the levels past
+    # the backbone's last (stride 32) are the neck's extra levels
+    out_indices = tuple(level - 1 for level in range(
+        row.min_level, min(row.max_level, len(STRIDE_LEVEL_STAGES)) + 1))
     return dict(
         **row._asdict(),
-        backbone_out_indices=(2, 3, 4),
-        backbone_channels=out_channels[2:],
+        backbone_out_indices=out_indices,
+        backbone_channels=[out_channels[i] for i in out_indices],
         num_outs=row.max_level - row.min_level + 1,
         strides=[2**level for level in range(row.min_level, row.max_level + 1)],
     )

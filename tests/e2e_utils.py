@@ -17,7 +17,7 @@ def write_tiny_config(path, data_root, *, max_epochs=2, sync_bn=False, image_siz
         f.write(f'''
 _base_ = [{osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')!r}]
 from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
-model = efficientdet_model('d0', num_classes=4, sync_bn={sync_bn}, drop_path_rate=0.0,
+model = efficientdet_model('d0', num_classes=4, drop_path_rate=0.0,
                            input_size={image_size})
 model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines({image_size}, scale_range=(0.8, 1.2))
@@ -34,7 +34,7 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=10, save_best=None))
 log_processor = dict(window_size=1)
-''')
+''' + ("sync_bn = 'torch'\n" if sync_bn else ''))
     return str(path)
 
 

@@ -11,7 +11,7 @@ import torch
 from mmengine.runner import load_checkpoint
 
 from mmdet_efficientdet.checkpoint_files import CheckpointFileError
-from mmdet_efficientdet.datasets import make_synthetic_coco
+from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 from mmdet_efficientdet.model_cfg import efficientdet_model
 from mmdet_efficientdet.models.detectors.efficientdet import CheckpointMismatchError
 from mmdet_efficientdet.utils import one_line

@@ -6,7 +6,7 @@ from mmdet.datasets import CocoDataset
 from mmdet.registry import MODELS, TASK_UTILS
 
 from mmdet_efficientdet.converters import COCO80_CHANNELS
-from mmdet_efficientdet.datasets import make_synthetic_coco
+from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 
 from .conftest import FIXTURES, ROOT, needs_fixtures
 from .e2e_utils import PYTHON, run_tool

@@ -6,6 +6,9 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
+# The paper's SyncBN, the mmengine way: the model holds BN and the Runner converts it in
+# distributed runs (tools/train.py keeps BN, saying so, where the processes are CPU-only).
+sync_bn = 'torch'
 from mmdet_efficientdet.model_cfg import efficientdet_param_scheduler  # noqa: E402
 
 max_epochs = 300

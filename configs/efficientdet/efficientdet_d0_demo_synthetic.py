@@ -2,7 +2,7 @@
 # embedded synthetic set (tools/make_dataset.py → data/synthetic) at a CPU-sized 256x256 input.
 # `make demo` runs it: train → test (COCO AP table) → drawn predictions → loss/mAP plot.
 _base_ = ['mmdet::_base_/default_runtime.py']
-from mmdet_efficientdet.datasets import synthetic  # noqa: E402  (a module: not a cfg key)
+from mmdet_efficientdet.utils import synthetic  # noqa: E402  (a module: not a cfg key)
 from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
 
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)

@@ -6,7 +6,7 @@ from mmdet_efficientdet.model_cfg import (efficientdet_model,  # noqa: E402
 from mmdet_efficientdet.scaling import efficientdet_dims  # noqa: E402
 
 phi = 'd3'
-model = efficientdet_model(phi, sync_bn=True, imagenet_backbone=True)
+model = efficientdet_model(phi, imagenet_backbone=True)
 train_pipeline, test_pipeline = efficientdet_pipelines(phi)
 train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -8,16 +8,16 @@
 # it as the one weight skipped (without partial_load a checkpoint that does not fit is
 # refused). Use your own dataset by changing data_root, metainfo and num_classes.
 _base_ = ['../efficientdet/efficientdet_d0_demo_synthetic.py']
-from mmdet_efficientdet.datasets import synthetic  # noqa: E402
+from mmdet_efficientdet.utils import synthetic  # noqa: E402
 from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
 
-load_checkpoint = 'checkpoints/efficientdet_d0_coco.pth'
+coco_checkpoint = 'checkpoints/efficientdet_d0_coco.pth'
 image_size = 384
 max_epochs = 12
 model = efficientdet_model('d0', num_classes=len(synthetic.CLASSES), input_size=image_size,
                            drop_path_rate=0.0)
 model.update(_delete_=True, partial_load=True,
-             init_cfg=dict(type='Pretrained', checkpoint=load_checkpoint))
+             init_cfg=dict(type='Pretrained', checkpoint=coco_checkpoint))
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -25,8 +25,14 @@ def prepare_cpu_distributed(cfg: Config) -> None:
 
     mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model with
     ``device_ids=[LOCAL_RANK]``; both need CUDA. Initialise the group here with gloo and give
-    DDP ``device_ids=None``. (SyncBN falls back to BN in ``EfficientDetector``.)
+    DDP ``device_ids=None``. SyncBN (``cfg.sync_bn``) cannot run on CPU processes: BN is
+    kept, with one line saying so.
     """
+    if cfg.get('sync_bn'):
+        if int(os.environ.get('RANK', 0)) == 0:
+            print(f"sync_bn={cfg.sync_bn!r} asked for SyncBN, which needs GPUs; these processes "
+                  'are CPU-only (gloo): training with BN, statistics per process', flush=True)
+        cfg.sync_bn = None
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     default = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
                    find_unused_parameters=False)

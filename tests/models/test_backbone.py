@@ -84,8 +84,8 @@ def test_output_shapes_are_ceil_divided_strides():
     assert [o.shape[1] for o in outs] == model.out_channels == [16, 24, 40, 112, 320]
 
 
-def test_symmetric_padding_mode_also_works():
-    model = TFEfficientNet('b0', padding_mode='symmetric').eval()
+def test_symmetric_pad_type_also_works():
+    model = TFEfficientNet('b0', pad_type='symmetric').eval()
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 96))
     assert [tuple(o.shape[-2:]) for o in outs] == [(8, 12), (4, 6), (2, 3)]
@@ -121,8 +121,8 @@ def test_bad_arguments_name_the_valid_choices():
         TFEfficientNet('b0', out_indices=(2, 5))
     with pytest.raises(ValueError, match=r'frozen_stages=7 must be in \[-1, 5\]'):
         TFEfficientNet('b0', frozen_stages=7)
-    with pytest.raises(ValueError, match="unknown padding mode 'valid'"):
-        TFEfficientNet('b0', padding_mode='valid')
+    with pytest.raises(ValueError, match="unknown pad_type 'valid'"):
+        TFEfficientNet('b0', pad_type='valid')
 
 
 def test_side_by_side_with_mmdet_efficientnet():

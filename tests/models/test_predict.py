@@ -6,7 +6,6 @@ import pytest
 import torch
 from mmcv.transforms import Compose
 from mmdet.apis import inference_detector, init_detector
-from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
@@ -152,8 +151,8 @@ def test_inference_detector_boxes_stay_inside_the_image(weights, tmp_path):
 
 
 @pytest.mark.parametrize('sizes,classes,k', [([(16, 24), (8, 12), (4, 6)], 20, 500),
-                                              ([(2, 2), (1, 1)], 9, 500),
-                                              ([(8, 8), (4, 4)], 90, 2000)])
+                                             ([(2, 2), (1, 1)], 9, 500),
+                                             ([(8, 8), (4, 4)], 90, 2000)])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_selection_over_all_levels_equals_the_plain_topk(sizes, classes, k, channels_last):
     from mmdet_efficientdet.models.dense_heads.efficientdet_head import select_topk_all_levels

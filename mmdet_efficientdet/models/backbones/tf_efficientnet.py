@@ -5,14 +5,24 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks import DropPath
+from mmdet.models.layers import SELayer
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...scaling import (EFFICIENTNET_SCALING, STRIDE_LEVEL_STAGES, BlockSpec, check_choice,
+from ...scaling import (EFFICIENTNET_SCALING, STRIDE_LEVEL_STAGES, BlockSpec,
                         efficientnet_blocks, efficientnet_family, efficientnet_stem_channels)
-from ..layers import SqueezeExcite, conv_padding
+from ...utils.misc import check_choice
+from ..layers import conv_padding
+
+
+def squeeze_excite(channels: int, squeeze_channels: int, act_cfg: dict) -> SELayer:
+    """mmdet's ``SELayer`` gating ``channels`` through ``squeeze_channels`` (EfficientNet
+    counts the squeeze width from the block's input channels, not the gated ones)."""
+    # SELayer's width is int(channels / ratio): the 0.5 makes it squeeze_channels exactly
+    return SELayer(channels, channels / (squeeze_channels + 0.5),
+                   act_cfg=(act_cfg, dict(type='Sigmoid')))
 
 
 class MBConvBlock(nn.Module):
@@ -23,14 +33,14 @@ class MBConvBlock(nn.Module):
 
     Args:
         spec (BlockSpec): Kernel, stride, expand ratio and channels (from the stage table).
-        padding_mode (str): ``'same'`` (TF) or ``'symmetric'``.
+        pad_type (str): ``'same'`` (TF) or ``'symmetric'``.
         drop_path_rate (float): Drop-path probability of the skip branch.
         norm_cfg (dict): Norm layer config.
         act_cfg (dict): Activation config.
         se_ratio (float): Squeeze width over the block's input channels; 0: no SE.
     """
 
-    def __init__(self, spec: BlockSpec, padding_mode: str, drop_path_rate: float,
+    def __init__(self, spec: BlockSpec, pad_type: str, drop_path_rate: float,
                  norm_cfg: dict, act_cfg: dict, se_ratio: float) -> None:
         super().__init__()
         mid_channels = spec.in_channels * spec.expand_ratio
@@ -39,13 +49,13 @@ class MBConvBlock(nn.Module):
                                           norm_cfg=norm_cfg, act_cfg=act_cfg)
         else:
             self.expand_conv = None
-        conv_cfg, padding = conv_padding(padding_mode, spec.kernel_size, spec.stride)
+        conv_cfg, padding = conv_padding(pad_type, spec.kernel_size, spec.stride)
         self.depthwise_conv = ConvModule(
             mid_channels, mid_channels, spec.kernel_size, stride=spec.stride, padding=padding,
             groups=mid_channels, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
             act_cfg=act_cfg)
-        self.se = (SqueezeExcite(mid_channels, max(1, int(spec.in_channels * se_ratio)), act_cfg)
-                   if se_ratio > 0 else nn.Identity())
+        self.se = (squeeze_excite(mid_channels, max(1, int(spec.in_channels * se_ratio)),
+                                  act_cfg) if se_ratio > 0 else nn.Identity())
         self.project_conv = ConvModule(mid_channels, spec.out_channels, 1, bias=False,
                                        norm_cfg=norm_cfg, act_cfg=None)
         self.has_skip = spec.stride == 1 and spec.in_channels == spec.out_channels
@@ -67,8 +77,8 @@ class TFEfficientNet(BaseModule):
 
     Built from the one stage table in :mod:`mmdet_efficientdet.scaling`, scaled by the arch's
     width/depth multipliers; the Lite family (ReLU6, no squeeze-excite, stem and end stages
-    not scaled) is a row of the family table there. The outputs are the five stride levels 2, 4, 8, 16, 32 (ends of
-    stages 1, 2, 3, 5, 7), chosen by ``out_indices``.
+    not scaled) is a row of the family table there. The outputs are the five stride levels
+    2, 4, 8, 16, 32 (ends of stages 1, 2, 3, 5, 7), chosen by ``out_indices``.
 
     Args:
         arch (str): ``'b0'`` … ``'b7'``, ``'lite0'`` … ``'lite4'``. Default: ``'b0'``.
@@ -76,7 +86,7 @@ class TFEfficientNet(BaseModule):
             Default: (2, 3, 4), strides 8, 16, 32 as EfficientDet uses.
         frozen_stages (int): -1 freezes nothing, 0 the stem, k ≥ 1 the stem and the stride
             levels 0…k-1 (parameters not trained, norms in eval mode). Default: -1.
-        padding_mode (str): ``'same'`` (TF SAME, needed by the official weights) or
+        pad_type (str): ``'same'`` (TF SAME, needed by the official weights) or
             ``'symmetric'``. Default: ``'same'``.
         drop_path_rate (float): Drop-path rate of the last block, rising linearly from 0.
             Default: 0.2.
@@ -96,7 +106,7 @@ class TFEfficientNet(BaseModule):
                  arch: str = 'b0',
                  out_indices: Sequence[int] = (2, 3, 4),
                  frozen_stages: int = -1,
-                 padding_mode: str = 'same',
+                 pad_type: str = 'same',
                  drop_path_rate: float = 0.2,
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: Optional[dict] = None,
@@ -128,7 +138,7 @@ class TFEfficientNet(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
 
-        stem_cfg, stem_pad = conv_padding(padding_mode, 3, 2)
+        stem_cfg, stem_pad = conv_padding(pad_type, 3, 2)
         self.stem = ConvModule(3, efficientnet_stem_channels(arch), 3, stride=2,
                                padding=stem_pad, bias=False, conv_cfg=stem_cfg,
                                norm_cfg=norm_cfg, act_cfg=act_cfg)
@@ -139,7 +149,7 @@ class TFEfficientNet(BaseModule):
         for stage in stages:
             layers = []
             for spec in stage:
-                layers.append(MBConvBlock(spec, padding_mode, drop_path_rate * index / total,
+                layers.append(MBConvBlock(spec, pad_type, drop_path_rate * index / total,
                                           norm_cfg, act_cfg, family.se_ratio))
                 index += 1
             self.blocks.append(nn.Sequential(*layers))

@@ -12,7 +12,7 @@ from mmdet.structures.bbox import scale_boxes
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 
-from ...scaling import check_choice
+from ...utils.misc import check_choice
 from ..layers import SeparableConvModule
 
 # The reference decodes without clamping the size deltas; clamping them at log(1 / tiny) ≈ 87
@@ -25,7 +25,7 @@ TOPK_MODES = ('all_levels', 'each_level')
 class EfficientDetHead(AnchorHead):
     """EfficientDet's class and box subnets, built on mmdet's ``AnchorHead``.
 
-    Each subnet is shared across levels: ``num_repeats`` separable 3×3 convs (pointwise with
+    Each subnet is shared across levels: ``stacked_convs`` separable 3×3 convs (pointwise with
     bias), each followed by a BN of its own **per level** and swish, then a separable 3×3
     prediction conv (A×K class logits / A×4 box deltas). Everything else (anchors, assigner,
     sampler, FocalLoss, box loss, NMS) is mmdet's.
@@ -44,9 +44,10 @@ class EfficientDetHead(AnchorHead):
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Channels of the neck outputs (W_bifpn).
-        num_repeats (int): Conv repeats (D_class). Default: 3.
+        stacked_convs (int): Separable convs of each subnet before its prediction conv
+            (D_class; mmdet's name, as in ``RetinaHead``). Default: 3.
         num_levels (int): Pyramid levels (one BN per level and repeat). Default: 5.
-        padding_mode (str): ``'same'`` or ``'symmetric'``. Default: ``'same'``.
+        pad_type (str): ``'same'`` or ``'symmetric'``. Default: ``'same'``.
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation. Default: Swish (``SiLU``).
         prior_prob (float): Initial foreground probability of the class bias. Default: 0.01.
@@ -57,17 +58,17 @@ class EfficientDetHead(AnchorHead):
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
-                 num_repeats: int = 3,
+                 stacked_convs: int = 3,
                  num_levels: int = 5,
-                 padding_mode: str = 'same',
+                 pad_type: str = 'same',
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: dict = dict(type='SiLU'),
                  prior_prob: float = 0.01,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
-        self.num_repeats = num_repeats
+        self.stacked_convs = stacked_convs
         self.num_levels = num_levels
-        self.padding_mode = padding_mode
+        self.pad_type = pad_type
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
         if init_cfg is None:
@@ -80,14 +81,14 @@ class EfficientDetHead(AnchorHead):
 
     def _subnet(self) -> Tuple[nn.ModuleList, nn.ModuleList]:
         convs = nn.ModuleList([
-            SeparableConvModule(self.in_channels, self.in_channels, 3, self.padding_mode)
-            for _ in range(self.num_repeats)
+            SeparableConvModule(self.in_channels, self.in_channels, 3, self.pad_type)
+            for _ in range(self.stacked_convs)
         ])
         norms = nn.ModuleList([
             nn.ModuleList([
                 build_norm_layer(self.norm_cfg, self.in_channels)[1]
                 for _ in range(self.num_levels)
-            ]) for _ in range(self.num_repeats)
+            ]) for _ in range(self.stacked_convs)
         ])
         return convs, norms
 
@@ -96,10 +97,10 @@ class EfficientDetHead(AnchorHead):
         self.reg_convs, self.reg_norms = self._subnet()
         self.act = build_activation_layer(self.act_cfg)
         self.conv_cls = SeparableConvModule(
-            self.in_channels, self.num_base_priors * self.cls_out_channels, 3, self.padding_mode)
+            self.in_channels, self.num_base_priors * self.cls_out_channels, 3, self.pad_type)
         self.conv_reg = SeparableConvModule(
             self.in_channels, self.num_base_priors * self.bbox_coder.encode_size,
-            3, self.padding_mode)
+            3, self.pad_type)
 
     def _run_subnet(self, x: torch.Tensor, level: int, convs: nn.ModuleList,
                     norms: Optional[nn.ModuleList], predict: nn.Module) -> torch.Tensor:

@@ -1,7 +1,6 @@
 from typing import Optional, Tuple
 
 import torch
-import torch.distributed as dist
 from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
@@ -9,17 +8,6 @@ from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 
 from ..layers.static_padding import make_padding_static
-
-
-def sync_bn_possible() -> bool:
-    """SyncBN needs a distributed run of several processes on GPUs."""
-    return (torch.cuda.is_available() and dist.is_available() and dist.is_initialized()
-            and dist.get_world_size() > 1)
-
-
-def has_sync_bn(module: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.SyncBatchNorm) or type(m).__name__ == 'SyncBatchNorm'
-               for m in module.modules())
 
 
 class CheckpointMismatchError(ValueError):
@@ -60,9 +48,9 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
 class EfficientDetector(SingleStageDetector):
     """EfficientDet: ``TFEfficientNet`` + ``BiFPNNeck`` + ``EfficientDetHead``.
 
-    A plain mmdet single-stage detector, except that SyncBN layers (the paper's recipe) are
-    turned into BN, with a log line saying so, when the run cannot synchronise them (CPU,
-    a single process, or a gloo run on CPUs), instead of crashing.
+    A plain mmdet single-stage detector that holds BN, whatever process builds it (the
+    paper's SyncBN is the runner's business: ``sync_bn = 'torch'`` in the config), refuses
+    checkpoints that do not fit it, and can switch to a deploy form.
 
     Args:
         channels_last (bool): Keep weights and activations in channels-last memory format,
@@ -84,12 +72,6 @@ class EfficientDetector(SingleStageDetector):
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
-        if has_sync_bn(self) and not sync_bn_possible():
-            revert_sync_batchnorm(self)  # replaces the SyncBN children in place
-            MMLogger.get_current_instance().info(
-                'EfficientDetector: SyncBN needs a distributed run on GPUs; this run has '
-                f'cuda={torch.cuda.is_available()}, distributed='
-                f'{dist.is_available() and dist.is_initialized()}: using BN instead.')
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # called first, with the whole checkpoint, by torch's and mmengine's loaders alike

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...scaling import check_choice
+from ...utils.misc import check_choice
 
 FUSION_MODES = ('fast', 'softmax', 'sum')
 

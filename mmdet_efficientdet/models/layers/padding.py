@@ -5,22 +5,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...scaling import check_choice
+from ...utils.misc import check_choice
 
-PADDING_MODES = ('same', 'symmetric')
+PAD_TYPES = ('same', 'symmetric')
 
 
-def conv_padding(padding_mode: str, kernel_size: int, stride: int = 1,
+def conv_padding(pad_type: str, kernel_size: int, stride: int = 1,
                  dilation: int = 1) -> Tuple[dict, int]:
-    """``(conv_cfg, padding)`` for a ``ConvModule`` in ``padding_mode``.
+    """``(conv_cfg, padding)`` for a ``ConvModule`` in ``pad_type``.
 
     ``'same'`` is TensorFlow's SAME padding (what the official weights were trained with):
     stride-1 convs get the equivalent static symmetric padding, strided convs use mmcv's
     ``Conv2dAdaptivePadding`` which pads asymmetrically from the actual input size, so any
-    input size works. ``'symmetric'`` is PyTorch's usual ``kernel_size // 2``.
+    input size works. ``'symmetric'`` is PyTorch's usual ``kernel_size // 2``. (Named
+    ``pad_type`` as timm names it: torch's ``padding_mode`` is the fill, ``'zeros'`` ...)
     """
-    check_choice('padding mode', padding_mode, PADDING_MODES)
-    if padding_mode == 'same' and stride > 1:
+    check_choice('pad_type', pad_type, PAD_TYPES)
+    if pad_type == 'same' and stride > 1:
         return dict(type='Conv2dAdaptivePadding'), 0
     return None, (kernel_size - 1) // 2 * dilation
 

@@ -26,7 +26,7 @@ class SeparableConvModule(nn.Module):
         in_channels (int): Input channels.
         out_channels (int): Output channels.
         kernel_size (int): Depthwise kernel size. Default: 3.
-        padding_mode (str): ``'same'`` (TF) or ``'symmetric'``. Default: ``'same'``.
+        pad_type (str): ``'same'`` (TF) or ``'symmetric'``. Default: ``'same'``.
         norm_cfg (dict, optional): Norm after the pointwise conv. Default: None.
         act_cfg (dict, optional): Activation. Default: None.
         act_first (bool): Apply ``act_cfg`` before the depthwise conv (BiFPN nodes) instead of
@@ -39,13 +39,13 @@ class SeparableConvModule(nn.Module):
                  in_channels: int,
                  out_channels: int,
                  kernel_size: int = 3,
-                 padding_mode: str = 'same',
+                 pad_type: str = 'same',
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  act_first: bool = False,
                  pw_bias: bool = True) -> None:
         super().__init__()
-        conv_cfg, padding = conv_padding(padding_mode, kernel_size)
+        conv_cfg, padding = conv_padding(pad_type, kernel_size)
         self.depthwise = conv_module(
             in_channels, in_channels, kernel_size, padding=padding, groups=in_channels,
             bias=False, conv_cfg=conv_cfg, norm_cfg=None,
@@ -56,23 +56,3 @@ class SeparableConvModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation with its own squeeze width (EfficientNet computes it from the
-    block's input channels, not from the channels it gates).
-
-    Args:
-        channels (int): Channels gated.
-        squeeze_channels (int): Width of the bottleneck.
-        act_cfg (dict): Activation inside. Default: Swish.
-    """
-
-    def __init__(self, channels: int, squeeze_channels: int,
-                 act_cfg: dict = dict(type='Swish')) -> None:
-        super().__init__()
-        self.conv1 = ConvModule(channels, squeeze_channels, 1, act_cfg=act_cfg)
-        self.conv2 = ConvModule(squeeze_channels, channels, 1, act_cfg=dict(type='Sigmoid'))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv2(self.conv1(x.mean((2, 3), keepdim=True)))

@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmengine.model.weight_init import BaseInit, _get_bases_name, update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
-from ...scaling import check_choice
+from ...utils.misc import check_choice
 
 FAN_MODES = ('fan_in', 'fan_out', 'fan_avg')
 DISTRIBUTIONS = ('normal', 'uniform')

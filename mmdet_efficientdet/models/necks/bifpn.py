@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ...scaling import check_choice
+from ...utils.misc import check_choice
 from ..layers import MaxPool2dSame, SeparableConvModule, WeightedFusion, conv_module
 from .topologies import TOPOLOGIES, validate_topology
 
@@ -51,7 +51,7 @@ class FusionNode(nn.Module):
 
     def __init__(self, level: int, inputs: List[int], input_channels: List[int],
                  input_levels: List[int], out_channels: int, fusion: str, eps: float,
-                 padding_mode: str, norm_cfg: dict, act_cfg: dict, upsample_mode: str) -> None:
+                 pad_type: str, norm_cfg: dict, act_cfg: dict, upsample_mode: str) -> None:
         super().__init__()
         self.level = level
         self.inputs = inputs
@@ -61,7 +61,7 @@ class FusionNode(nn.Module):
             for i in inputs
         })
         self.fusion = WeightedFusion(len(inputs), fusion, eps)
-        self.conv = SeparableConvModule(out_channels, out_channels, 3, padding_mode,
+        self.conv = SeparableConvModule(out_channels, out_channels, 3, pad_type,
                                         norm_cfg=norm_cfg, act_cfg=act_cfg, act_first=True)
 
     def forward(self, features: List[torch.Tensor], size: Tuple[int, int]) -> torch.Tensor:
@@ -115,7 +115,7 @@ class BiFPNNeck(BaseModule):
             :mod:`.topologies`). Default: ``'bifpn'``.
         fusion (str): ``'fast'``, ``'softmax'`` or ``'sum'``. Default: ``'fast'``.
         eps (float): ε of the fast fusion. Default: 1e-4.
-        padding_mode (str): ``'same'`` or ``'symmetric'`` for the separable convs.
+        pad_type (str): ``'same'`` or ``'symmetric'`` for the separable convs.
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation before each node's conv. Default: Swish (``SiLU``).
         upsample_mode (str): Interpolation for upsampling. Default: ``'nearest'``.
@@ -132,7 +132,7 @@ class BiFPNNeck(BaseModule):
                  topology: Union[str, Sequence[dict]] = 'bifpn',
                  fusion: str = 'fast',
                  eps: float = 1e-4,
-                 padding_mode: str = 'same',
+                 pad_type: str = 'same',
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: dict = dict(type='SiLU'),
                  upsample_mode: str = 'nearest',
@@ -169,7 +169,7 @@ class BiFPNNeck(BaseModule):
             self.extra_levels.append(Resample(channels, out_channels, 1, norm_cfg))
             channels = out_channels
         level_channels = used + [out_channels] * (num_outs - len(used))
-        node_kwargs = dict(fusion=fusion, eps=eps, padding_mode=padding_mode, norm_cfg=norm_cfg,
+        node_kwargs = dict(fusion=fusion, eps=eps, pad_type=pad_type, norm_cfg=norm_cfg,
                            act_cfg=act_cfg, upsample_mode=upsample_mode)
         self.cells = nn.ModuleList()
         for index in range(num_repeats):

@@ -1,4 +1,4 @@
-# EfficientDet-Lite3x: every dimension (backbone, ReLU6, 0.5/0.5 normalisation, plain-sum BiFPN)
+# EfficientDet-Lite0: every dimension (backbone, ReLU6, 0.5/0.5 normalisation, plain-sum BiFPN)
 # and the schedule come from the level table (mmdet_efficientdet.scaling); the backbone starts
 # from timm's ImageNet tf_efficientnet_lite weights.
 _base_ = ['../_base_/efficientdet_recipe.py']
@@ -6,8 +6,8 @@ from mmdet_efficientdet.model_cfg import (efficientdet_model,  # noqa: E402
                                           efficientdet_param_scheduler, efficientdet_pipelines)
 from mmdet_efficientdet.scaling import efficientdet_dims  # noqa: E402
 
-phi = 'lite3x'
-model = efficientdet_model(phi, sync_bn=True, imagenet_backbone=True)
+phi = 'lite0'
+model = efficientdet_model(phi, imagenet_backbone=True)
 train_pipeline, test_pipeline = efficientdet_pipelines(phi)
 train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
