@@ -21,7 +21,8 @@ def efficientdet_model(phi: str,
                        backbone_init_cfg: Optional[dict] = None,
                        input_size: Optional[int] = None,
                        soft_nms: bool = False,
-                       channels_last: bool = True) -> dict:
+                       channels_last: bool = True,
+                       with_cp: bool = False) -> dict:
     """The ``model`` dict of EfficientDet-``phi`` with the paper's training settings.
 
     The model holds BN (``norm_cfg`` overrides it); the paper's SyncBN is asked of the
@@ -32,7 +33,9 @@ def efficientdet_model(phi: str,
     ``input_size`` (default: the level's) in the data preprocessor, so ``img_shape`` stays
     the image's own and boxes are clipped to it. ``drop_path_rate`` defaults to the level's.
     ``channels_last`` keeps weights and activations channels-last (faster depthwise convs on
-    CPUs and tensor cores; ``tools/benchmark.py latency``).
+    CPUs and tensor cores; ``tools/benchmark.py latency``). ``with_cp`` checkpoints
+    activations in backbone blocks, BiFPN cells and head subnets (less memory per image,
+    more compute: ``tools/benchmark.py memory``).
     """
     d = efficientdet_dims(phi)
     norm_cfg = dict(norm_cfg or BN)
@@ -62,6 +65,7 @@ def efficientdet_model(phi: str,
             pad_type=pad_type,
             drop_path_rate=drop_path_rate,
             norm_cfg=norm_cfg,
+            with_cp=with_cp,
             init_cfg=backbone_init_cfg),
         neck=dict(
             type='BiFPNNeck',
@@ -73,7 +77,8 @@ def efficientdet_model(phi: str,
             fusion=d['fusion'],
             pad_type=pad_type,
             norm_cfg=norm_cfg,
-            act_cfg=act_cfg),
+            act_cfg=act_cfg,
+            with_cp=with_cp),
         bbox_head=dict(
             type='EfficientDetHead',
             num_classes=num_classes,
@@ -83,6 +88,7 @@ def efficientdet_model(phi: str,
             pad_type=pad_type,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
+            with_cp=with_cp,
             anchor_generator=dict(
                 type='EfficientDetAnchorGenerator',
                 strides=d['strides'],
@@ -155,3 +161,27 @@ def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
     ]
     return train, test
+
+
+def efficientdet_tta(image_size, scales=(1.0, 1.25)) -> tuple:
+    """(tta_model, tta_pipeline) for ``tools/test.py --tta``, as mmdet's configs declare
+    them: the test resize at each of ``scales`` × the level's size, each with and without a
+    horizontal flip, merged by mmdet's ``DetTTAModel`` (NMS at the reference's IoU 0.5, best
+    100). ``image_size``: a side length or a level name."""
+    if isinstance(image_size, str):
+        image_size = efficientdet_dims(image_size)['input_size']
+    sizes = [int(round(image_size * scale)) for scale in scales]
+    tta_model = dict(type='DetTTAModel',
+                     tta_cfg=dict(nms=dict(NMS), max_per_img=100))
+    tta_pipeline = [
+        dict(type='LoadImageFromFile', backend_args=None),
+        dict(type='TestTimeAug', transforms=[
+            [dict(type='EfficientDetResize', scale=(size, size)) for size in sizes],
+            [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [dict(type='PackDetInputs',
+                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                             'flip', 'flip_direction'))],
+        ]),
+    ]
+    return tta_model, tta_pipeline

@@ -72,6 +72,10 @@ def test_level_config_follows_the_table_and_builds(path):
     assert (model.neck.out_channels, model.neck.num_repeats, model.neck.fusion,
             model.neck.num_outs) == (d['width'], d['fpn_repeats'], d['fusion'], d['num_outs'])
     assert model.bbox_head.stacked_convs == d['head_repeats']
+    # activation checkpointing where the reference batch needs it (tools/benchmark.py memory)
+    heavy = phi in ('d6', 'd7', 'd7x')
+    assert model.backbone.with_cp == model.neck.with_cp == model.bbox_head.with_cp == heavy
+    assert cfg.tta_model.type == 'DetTTAModel' and cfg.tta_pipeline[1].type == 'TestTimeAug'
     assert model.bbox_head.anchor_generator.anchor_scale == d['anchor_scale']
     size = (d['input_size'], d['input_size'])
     assert [s['scale'] for s in cfg.train_pipeline if s['type'] == 'RandomResize'] == [size]

@@ -61,6 +61,21 @@ def test_few_iterations_decrease_the_loss(tiny_data, tmp_path):
     proc = run_tool([PYTHON, 'tools/test.py', cfg, str(tmp_path / 'wd' / 'epoch_12.pth'),
                      '--work-dir', str(tmp_path / 'test')])
     assert 'coco/bbox_mAP:' in proc.stdout + proc.stderr
+    # mmdet's test options: TTA (the config's tta_model/tta_pipeline), COCO-json results,
+    # drawings from a config that has no visualization hook
+    out = tmp_path / 'results.json'
+    proc = run_tool([PYTHON, 'tools/test.py', cfg, str(tmp_path / 'wd' / 'epoch_12.pth'),
+                     '--work-dir', str(tmp_path / 'tta'), '--tta', '--out', str(out),
+                     '--show-dir', 'vis', '--cfg-options', 'default_hooks.visualization=None'])
+    log = proc.stdout + proc.stderr
+    assert 'coco/bbox_mAP:' in log and 'DetTTAModel' in open(
+        next(osp.join(r, f) for r, _, fs in os.walk(tmp_path / 'tta') for f in fs
+             if f.endswith('.py')), encoding='utf-8').read()
+    coco = COCO(osp.join(tiny_data, 'annotations', 'instances_val.json'))
+    results = coco.loadRes(str(out))
+    assert set(results.getImgIds()) <= set(coco.getImgIds()) and len(results.anns) > 0
+    drawn = [f for r, _, fs in os.walk(tmp_path / 'tta') for f in fs if f.endswith('.png')]
+    assert len(drawn) == len(coco.getImgIds())
 
 
 def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):

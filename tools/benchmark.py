@@ -5,6 +5,7 @@ of whole detectors. Prints a table; never a test.
     python tools/benchmark.py speed --levels d0 d1 --size 512
     python tools/benchmark.py fusion --level d0 --size 512
     python tools/benchmark.py latency --level d0 --batch-sizes 1 8 --repeats 15
+    python tools/benchmark.py memory --level d7 --size 1536
 """
 import argparse
 import copy
@@ -141,7 +142,64 @@ def latency_table(level, size, batch_sizes, repeats):
                   f'{base_e2e / e2e_ms:5.2f} {e2e_ms / net_ms:7.2f}')
 
 
+def training_step_memory(level, size, with_cp):
+    """(peak RSS GiB of this process, seconds) of one training step (forward, loss, backward)
+    of EfficientDet-``level`` on one ``size``² image with two boxes."""
+    import resource
+
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    torch.manual_seed(0)
+    model = MODELS.build(efficientdet_model(level, with_cp=with_cp, input_size=size)).train()
+    sample = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                                         batch_input_shape=(size, size)))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[size * 0.1, size * 0.2, size * 0.5, size * 0.6],
+                             [size * 0.4, size * 0.3, size * 0.9, size * 0.8]]),
+        labels=torch.tensor([1, 2]))
+    inputs = torch.randn(1, 3, size, size)
+    start = time.perf_counter()
+    losses = model.loss(inputs, [sample])
+    sum(v.sum() if isinstance(v, torch.Tensor) else sum(v) for v in losses.values()).backward()
+    seconds = time.perf_counter() - start
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, seconds
+
+
+def memory_table(level, size, max_gib):
+    """One fresh process per variant, so that each peak is its own; each may address at most
+    ``max_gib`` GiB (a step that needs more fails with a MemoryError, not the OOM killer)."""
+    import subprocess
+    import sys
+    print(f'EfficientDet-{level}, one training step, batch 1 at {size}x{size}, CPU; peak RSS '
+          'of the whole process (model, optimizer-free step, Python)')
+    rows = []
+    for with_cp in (False, True):
+        out = subprocess.run(
+            [sys.executable, __file__, '_memory_step', level, str(size), str(int(with_cp)),
+             str(max_gib)], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f'with_cp={str(with_cp):5s}  failed within {max_gib} GiB of address space: '
+                  f'{out.stderr.strip().splitlines()[-1][:120]}')
+            continue
+        gib, seconds = map(float, out.stdout.strip().splitlines()[-1].split())
+        rows.append((with_cp, gib, seconds))
+        print(f'with_cp={str(with_cp):5s}  peak RSS {gib:6.2f} GiB  step {seconds:7.1f} s',
+              flush=True)
+    if len(rows) == 2:
+        print(f'with_cp: {rows[1][1] / rows[0][1]:.2f}x the memory, '
+              f'{rows[1][2] / rows[0][2]:.2f}x the time')
+
+
 def main():
+    import sys
+    if len(sys.argv) == 6 and sys.argv[1] == '_memory_step':  # one variant, in a child
+        import resource
+        limit = int(float(sys.argv[5]) * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        register_all_modules()
+        gib, seconds = training_step_memory(sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1')
+        print(gib, seconds)
+        return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -158,6 +216,12 @@ def main():
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
     p.add_argument('--repeats', type=int, default=15)
+    p = sub.add_parser('memory', help='peak memory of a training step with and without '
+                       'activation checkpointing (with_cp)')
+    p.add_argument('--level', default='d7')
+    p.add_argument('--size', type=int, default=1536)
+    p.add_argument('--max-gib', type=float, default=20,
+                   help='address space each step may use (this machine: 24 GiB, no swap)')
     p = sub.add_parser('fusion', help='CPU latency of the BiFPN neck per fusion mode')
     p.add_argument('--level', default='d0')
     p.add_argument('--size', type=int, default=512)
@@ -180,6 +244,8 @@ def main():
                   f'{params / base[1]:5.2f} {flops / base[2]:5.2f} | {neck_params:11,d} '
                   f'{neck_flops / 1e9:7.2f} {neck_params / base[3]:5.2f} '
                   f'{neck_flops / base[4]:5.2f}')
+    elif args.mode == 'memory':
+        memory_table(args.level, args.size, args.max_gib)
     elif args.mode == 'latency':
         latency_table(args.level, args.size, args.batch_sizes, args.repeats)
     elif args.mode == 'speed':

@@ -1,9 +1,10 @@
 # The demo: EfficientDet-D0 structure (B0 + BiFPN 64x3 + head 3), trained from scratch on the
-# embedded synthetic set (tools/make_dataset.py → data/synthetic) at a CPU-sized 256x256 input.
+# embedded synthetic set (tools/make_dataset.py → data/synthetic) at a CPU-sized 192x192 input.
 # `make demo` runs it: train → test (COCO AP table) → drawn predictions → loss/mAP plot.
 _base_ = ['mmdet::_base_/default_runtime.py']
 from mmdet_efficientdet.utils import synthetic  # noqa: E402  (a module: not a cfg key)
-from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
+from mmdet_efficientdet.model_cfg import (efficientdet_model, efficientdet_pipelines,  # noqa
+                                          efficientdet_tta)
 
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
 
@@ -24,6 +25,7 @@ model['bbox_head']['init_cfg'] = dict(
 # The shapes are 12-200 px: anchors of 2 strides (16 px at P3) fit them better than 4.
 model['bbox_head']['anchor_generator']['anchor_scale'] = 2.0
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))
+tta_model, tta_pipeline = efficientdet_tta(image_size)  # tools/test.py --tta
 
 data_root = 'data/synthetic/'
 metainfo = dict(classes=synthetic.CLASSES, palette=synthetic.PALETTE)

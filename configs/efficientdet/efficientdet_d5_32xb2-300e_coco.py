@@ -2,12 +2,14 @@
 # (mmdet_efficientdet.scaling); the backbone starts from timm's ImageNet weights.
 _base_ = ['../_base_/efficientdet_recipe.py']
 from mmdet_efficientdet.model_cfg import (efficientdet_model,  # noqa: E402
-                                          efficientdet_param_scheduler, efficientdet_pipelines)
+                                          efficientdet_param_scheduler, efficientdet_pipelines,
+                                          efficientdet_tta)
 from mmdet_efficientdet.scaling import efficientdet_dims  # noqa: E402
 
 phi = 'd5'
 model = efficientdet_model(phi, imagenet_backbone=True)
 train_pipeline, test_pipeline = efficientdet_pipelines(phi)
+tta_model, tta_pipeline = efficientdet_tta(phi)  # tools/test.py --tta
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -9,7 +9,8 @@
 # refused). Use your own dataset by changing data_root, metainfo and num_classes.
 _base_ = ['../efficientdet/efficientdet_d0_demo_synthetic.py']
 from mmdet_efficientdet.utils import synthetic  # noqa: E402
-from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines  # noqa
+from mmdet_efficientdet.model_cfg import (efficientdet_model, efficientdet_pipelines,  # noqa
+                                          efficientdet_tta)
 
 coco_checkpoint = 'checkpoints/efficientdet_d0_coco.pth'
 image_size = 384
@@ -19,6 +20,7 @@ model = efficientdet_model('d0', num_classes=len(synthetic.CLASSES), input_size=
 model.update(_delete_=True, partial_load=True,
              init_cfg=dict(type='Pretrained', checkpoint=coco_checkpoint))
 train_pipeline, test_pipeline = efficientdet_pipelines(image_size, scale_range=(0.6, 1.4))
+tta_model, tta_pipeline = efficientdet_tta(image_size)  # tools/test.py --tta
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

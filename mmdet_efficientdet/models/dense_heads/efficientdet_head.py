@@ -3,6 +3,7 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn as fuse_conv_and_norm
 from mmcv.ops import batched_nms
@@ -51,6 +52,8 @@ class EfficientDetHead(AnchorHead):
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation. Default: Swish (``SiLU``).
         prior_prob (float): Initial foreground probability of the class bias. Default: 0.01.
+        with_cp (bool): Activation checkpointing of each subnet at each level while training.
+            Default: False.
         init_cfg (dict, optional): Initialisation. Default: the reference's (see above).
         **kwargs: ``AnchorHead`` arguments (anchor_generator, bbox_coder, losses, cfgs).
     """
@@ -64,8 +67,10 @@ class EfficientDetHead(AnchorHead):
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: dict = dict(type='SiLU'),
                  prior_prob: float = 0.01,
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
+        self.with_cp = with_cp
         self.stacked_convs = stacked_convs
         self.num_levels = num_levels
         self.pad_type = pad_type
@@ -132,10 +137,14 @@ class EfficientDetHead(AnchorHead):
         if len(x) != self.num_levels:
             raise ValueError(f'EfficientDetHead has num_levels={self.num_levels} '
                              f'(one BN per level) but got {len(x)} feature maps')
-        cls_scores = [self._run_subnet(feat, level, self.cls_convs, self.cls_norms,
-                                       self.conv_cls) for level, feat in enumerate(x)]
-        bbox_preds = [self._run_subnet(feat, level, self.reg_convs, self.reg_norms,
-                                       self.conv_reg) for level, feat in enumerate(x)]
+        run = self._run_subnet
+        if self.with_cp and any(feat.requires_grad for feat in x):
+            def run(*args):
+                return cp.checkpoint(self._run_subnet, *args, use_reentrant=False)
+        cls_scores = [run(feat, level, self.cls_convs, self.cls_norms, self.conv_cls)
+                      for level, feat in enumerate(x)]
+        bbox_preds = [run(feat, level, self.reg_convs, self.reg_norms, self.conv_reg)
+                      for level, feat in enumerate(x)]
         return cls_scores, bbox_preds
 
     def predict_by_feat(self,

@@ -2,6 +2,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint as cp
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
@@ -119,6 +120,8 @@ class BiFPNNeck(BaseModule):
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation before each node's conv. Default: Swish (``SiLU``).
         upsample_mode (str): Interpolation for upsampling. Default: ``'nearest'``.
+        with_cp (bool): Activation checkpointing per cell while training (inputs kept,
+            the rest recomputed in backward). Default: False.
         init_cfg (dict, optional): Initialisation config. Default: the reference's (Glorot
             uniform with TF's per-group fans for every conv, BN 1/0; fusion weights 1).
     """
@@ -136,6 +139,7 @@ class BiFPNNeck(BaseModule):
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: dict = dict(type='SiLU'),
                  upsample_mode: str = 'nearest',
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if init_cfg is None:
             init_cfg = [
@@ -162,6 +166,7 @@ class BiFPNNeck(BaseModule):
         self.num_outs = num_outs
         self.start_level = start_level
         self.topology = nodes
+        self.with_cp = with_cp
 
         self.extra_levels = nn.ModuleList()
         channels = used[-1]
@@ -187,5 +192,9 @@ class BiFPNNeck(BaseModule):
             size = ((x.shape[-2] + 1) // 2, (x.shape[-1] + 1) // 2)
             features.append(extra(x, size))
         for cell in self.cells:
-            features = cell(features)
+            if self.with_cp and any(f.requires_grad for f in features):
+                features = list(cp.checkpoint(lambda *f, cell=cell: tuple(cell(list(f))),
+                                              *features, use_reentrant=False))
+            else:
+                features = cell(features)
         return tuple(features)
