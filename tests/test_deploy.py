@@ -152,3 +152,21 @@ def test_export_tool_dynamic_size_is_checked_at_a_second_size(tmp_path):
     errors = {line.split(' at ')[1].split(':')[0]: float(line.split('max |Δ| = ')[1])
               for line in proc.stdout.splitlines() if 'max |Δ|' in line}
     assert list(errors) == ['192x192', '152x232'] and max(errors.values()) <= 1e-4
+
+
+def test_bifpn_in_retinanet_exports_in_deploy_form(tmp_path):
+    """Any single-stage config of ours exports: here mmdet's RetinaNet with our BiFPN (BN
+    folded and max-pool padding made static without an EfficientDetector)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/bifpn_in/retinanet_r50_bifpn_1x_coco.py'))
+    cfg.model.backbone.init_cfg = None  # no download: random weights are enough here
+    torch.manual_seed(5)
+    model = build(cfg.model).eval()
+    inputs = torch.randn(1, 3, 160, 192)
+    expected = _raw(model, inputs)
+    path = str(tmp_path / 'retinanet_bifpn.onnx')
+    export_onnx(model, path, (160, 192))
+    assert not [m for m in model.modules() if isinstance(m, (_BatchNorm, MaxPool2dSame))]
+    outputs = onnx_session(path).run(None, {'inputs': inputs.numpy()})
+    assert len(outputs) == 10
+    assert max(np.abs(o - e.numpy()).max() for o, e in zip(outputs, expected)) <= 1e-4

@@ -11,10 +11,10 @@ import torch
 from mmengine.runner import load_checkpoint
 
 from mmdet_efficientdet.checkpoint_files import CheckpointFileError
-from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 from mmdet_efficientdet.model_cfg import efficientdet_model
 from mmdet_efficientdet.models.detectors.efficientdet import CheckpointMismatchError
 from mmdet_efficientdet.utils import one_line
+from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 
 from .conftest import build
 from .e2e_utils import PYTHON, run_tool, write_tiny_config

@@ -64,8 +64,9 @@ def test_every_level_config_has_a_metafile_entry():
         assert 20 < model['Results'][0]['Metrics']['box AP'] < 60
 
 
-@pytest.mark.parametrize('config', ['configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py',
-                                    'configs/efficientdet_lite/efficientdet_lite0_8xb8-300e_coco.py'])
+@pytest.mark.parametrize('config', [
+    'configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py',
+    'configs/efficientdet_lite/efficientdet_lite0_8xb8-300e_coco.py'])
 def test_metafile_parameters_are_the_models(config):
     from mmengine.config import Config
     model = Config.fromfile(osp.join(ROOT, config)).model

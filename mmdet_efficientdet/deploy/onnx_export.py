@@ -41,6 +41,9 @@ class DetectorForExport(nn.Module):
 
     def __init__(self, model: nn.Module, detections: bool = False) -> None:
         super().__init__()
+        if not hasattr(model, 'bbox_head'):
+            raise ValueError(f'ONNX export takes single-stage detectors (a bbox_head and its '
+                             f'raw outputs); {type(model).__name__} has none')
         self.model = model
         self.detections = detections
         cfg = model.bbox_head.test_cfg
@@ -77,8 +80,28 @@ class DetectorForExport(nn.Module):
     def output_names(self) -> Sequence[str]:
         if self.detections:
             return OUTPUT_NAMES_DETECTIONS
-        levels = range(self.model.bbox_head.num_levels)
+        levels = range(self.model.bbox_head.prior_generator.num_levels)
         return [f'cls_score_{i}' for i in levels] + [f'bbox_pred_{i}' for i in levels]
+
+
+@torch.no_grad()
+def switch_to_deploy(model: nn.Module, input_size: Optional[Tuple[int, int]]) -> None:
+    """``model.switch_to_deploy`` of an ``EfficientDetector``; for another mmdet detector
+    (e.g. RetinaNet with our BiFPN) the same in general: BN folded into the conv before it,
+    our run-time "same" padding made static for ``input_size``."""
+    if hasattr(model, 'switch_to_deploy'):
+        model.switch_to_deploy(input_size)
+        return
+    from mmcv.cnn import fuse_conv_bn
+    from mmengine.model import revert_sync_batchnorm
+
+    from ..models.layers.static_padding import make_padding_static
+    model.eval()
+    revert_sync_batchnorm(model)
+    fuse_conv_bn(model)
+    if input_size is not None:
+        dummy = next(model.parameters()).new_zeros((1, 3, *input_size))
+        make_padding_static(model, lambda: model._forward(dummy))
 
 
 @torch.no_grad()
@@ -95,7 +118,7 @@ def export_onnx(model: nn.Module, path: str, input_shape: Tuple[int, int], batch
     """
     model.eval()
     if deploy:
-        model.switch_to_deploy(None if dynamic else tuple(input_shape))
+        switch_to_deploy(model, None if dynamic else tuple(input_shape))
     if dynamic:
         make_padding_traceable(model)
     wrapper = DetectorForExport(model, detections).eval()

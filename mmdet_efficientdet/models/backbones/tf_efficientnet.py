@@ -11,8 +11,8 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...scaling import (EFFICIENTNET_SCALING, STRIDE_LEVEL_STAGES, BlockSpec,
-                        efficientnet_blocks, efficientnet_family, efficientnet_stem_channels)
+from ...scaling import (EFFICIENTNET_SCALING, STRIDE_LEVEL_STAGES, BlockSpec, efficientnet_blocks,
+                        efficientnet_family, efficientnet_stem_channels)
 from ...utils.misc import check_choice
 from ..layers import conv_padding
 

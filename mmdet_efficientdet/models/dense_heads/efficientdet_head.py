@@ -137,10 +137,12 @@ class EfficientDetHead(AnchorHead):
         if len(x) != self.num_levels:
             raise ValueError(f'EfficientDetHead has num_levels={self.num_levels} '
                              f'(one BN per level) but got {len(x)} feature maps')
-        run = self._run_subnet
-        if self.with_cp and any(feat.requires_grad for feat in x):
-            def run(*args):
+        checkpointed = self.with_cp and any(feat.requires_grad for feat in x)
+
+        def run(*args):
+            if checkpointed:
                 return cp.checkpoint(self._run_subnet, *args, use_reentrant=False)
+            return self._run_subnet(*args)
         cls_scores = [run(feat, level, self.cls_convs, self.cls_norms, self.conv_cls)
                       for level, feat in enumerate(x)]
         bbox_preds = [run(feat, level, self.reg_convs, self.reg_norms, self.conv_reg)

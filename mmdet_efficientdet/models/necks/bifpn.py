@@ -2,8 +2,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
