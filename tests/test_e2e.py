@@ -86,6 +86,10 @@ def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):
     # asked for SyncBN (cfg.sync_bn), cannot run it on CPU processes: one line, BN kept
     assert log.count("sync_bn='torch' asked for SyncBN, which needs GPUs") == 1
     assert 'training with BN' in log
+    # the run's own record of its config: the Runner was not asked to convert BN, and the
+    # model config holds BN as in a single process or the converter
+    dumped = Config.fromfile(str(tmp_path / 'wd' / 'cfg.py'))
+    assert dumped.get('sync_bn') is None and dumped.model.backbone.norm_cfg.type == 'BN'
     assert 'Distributed launcher: pytorch' in log or 'distributed: True' in log
     assert osp.exists(tmp_path / 'wd' / 'epoch_1.pth')
     assert [it for it, _ in train_losses(tmp_path / 'wd')] == [1, 2]  # 8 images / (2 x 2)
