@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmcv.ops import nms
 
-from ..models.layers.static_padding import make_padding_traceable
+from ..models.layers.static_padding import fold_bn_and_fix_padding, make_padding_traceable
 
 OUTPUT_NAMES_DETECTIONS = ('dets', 'labels')
 
@@ -84,24 +84,14 @@ class DetectorForExport(nn.Module):
         return [f'cls_score_{i}' for i in levels] + [f'bbox_pred_{i}' for i in levels]
 
 
-@torch.no_grad()
 def switch_to_deploy(model: nn.Module, input_size: Optional[Tuple[int, int]]) -> None:
-    """``model.switch_to_deploy`` of an ``EfficientDetector``; for another mmdet detector
-    (e.g. RetinaNet with our BiFPN) the same in general: BN folded into the conv before it,
-    our run-time "same" padding made static for ``input_size``."""
+    """``model.switch_to_deploy`` of an ``EfficientDetector``; another mmdet detector (e.g.
+    RetinaNet with our BiFPN) gets the general part of it: BN folded, our run-time "same"
+    padding made static for ``input_size``."""
     if hasattr(model, 'switch_to_deploy'):
         model.switch_to_deploy(input_size)
-        return
-    from mmcv.cnn import fuse_conv_bn
-    from mmengine.model import revert_sync_batchnorm
-
-    from ..models.layers.static_padding import make_padding_static
-    model.eval()
-    revert_sync_batchnorm(model)
-    fuse_conv_bn(model)
-    if input_size is not None:
-        dummy = next(model.parameters()).new_zeros((1, 3, *input_size))
-        make_padding_static(model, lambda: model._forward(dummy))
+    else:
+        fold_bn_and_fix_padding(model, input_size)
 
 
 @torch.no_grad()

@@ -1,13 +1,11 @@
 from typing import Optional, Tuple
 
 import torch
-from mmcv.cnn import fuse_conv_bn
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
-from mmengine.model import revert_sync_batchnorm
 
-from ..layers.static_padding import make_padding_static
+from ..layers.static_padding import fold_bn_and_fix_padding
 
 
 class CheckpointMismatchError(ValueError):
@@ -105,14 +103,8 @@ class EfficientDetector(SingleStageDetector):
         padding made static. Then the model takes only that input size. Irreversible.
         """
         self.eval()
-        revert_sync_batchnorm(self)
-        fuse_conv_bn(self.backbone)
-        fuse_conv_bn(self.neck)
-        self.bbox_head.switch_to_deploy()
-        if input_size is not None:
-            param = next(self.parameters())
-            dummy = param.new_zeros((1, 3, *input_size))
-            make_padding_static(self, lambda: self.bbox_head(self.extract_feat(dummy)))
+        self.bbox_head.switch_to_deploy()  # its per-level BNs follow no conv of their own
+        fold_bn_and_fix_padding(self, input_size)
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         self.deploy = True

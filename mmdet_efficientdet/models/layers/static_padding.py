@@ -1,12 +1,14 @@
 """TF "same" padding for deployment: made static for one input size (deploy mode: no padding
 computed at run time, a symmetric one folded into the conv or pool itself), or computed from
 traced sizes so that an exported graph takes any size."""
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import fuse_conv_bn
 from mmcv.cnn.bricks import Conv2dAdaptivePadding
+from mmengine.model import revert_sync_batchnorm
 
 from .padding import MaxPool2dSame, same_pad_amounts
 
@@ -44,6 +46,19 @@ _MAKE_STATIC: Dict[type, Callable[[nn.Module, Tuple[int, int]], nn.Module]] = {
 }
 
 
+def _replace_children(model: nn.Module, convert: Callable[[nn.Module], Optional[nn.Module]]) -> int:
+    """Put ``convert(child)`` in place of every child of ``model`` (at any depth) for which it
+    returns a module; returns how many were replaced."""
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            new = convert(child)
+            if new is not None:
+                setattr(parent, name, new)
+                replaced += 1
+    return replaced
+
+
 @torch.no_grad()
 def make_padding_static(model: nn.Module, run: Callable[[], object]) -> int:
     """Replace every run-time "same"-padding conv and max-pool of ``model`` by a static one for
@@ -64,13 +79,21 @@ def make_padding_static(model: nn.Module, run: Callable[[], object]) -> int:
     finally:
         for hook in hooks:
             hook.remove()
-    replaced = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if child in sizes:
-                setattr(parent, name, _MAKE_STATIC[type(child)](child, sizes[child]))
-                replaced += 1
-    return replaced
+    return _replace_children(model, lambda child: _MAKE_STATIC[type(child)](
+        child, sizes[child]) if child in sizes else None)
+
+
+@torch.no_grad()
+def fold_bn_and_fix_padding(model: nn.Module, input_size: Optional[Tuple[int, int]]) -> None:
+    """The deploy form of any mmdet detector: SyncBN reverted, every BN folded into the conv
+    before it (mmcv's ``fuse_conv_bn``), and, for an ``input_size`` (H, W), our run-time
+    "same" padding made static (one ``model._forward`` at that size)."""
+    model.eval()
+    revert_sync_batchnorm(model)
+    fuse_conv_bn(model)
+    if input_size is not None:
+        dummy = next(model.parameters()).new_zeros((1, 3, *input_size))
+        make_padding_static(model, lambda: model._forward(dummy))
 
 
 class Conv2dSameTraced(nn.Conv2d):
@@ -78,24 +101,22 @@ class Conv2dSameTraced(nn.Conv2d):
     computes it with ``math.ceil``, which a tracer turns into constants)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation)]
-        top, bottom = same_pad_amounts(x.shape[-2], kernel[0], self.stride[0])
-        left, right = same_pad_amounts(x.shape[-1], kernel[1], self.stride[1])
-        return F.conv2d(F.pad(x, [left, right, top, bottom]), self.weight, self.bias,
-                        self.stride, 0, self.dilation, self.groups)
+        pads = _pads(x.shape[-2:], self.kernel_size, self.stride, self.dilation)
+        return F.conv2d(F.pad(x, list(pads)), self.weight, self.bias, self.stride, 0,
+                        self.dilation, self.groups)
+
+
+def _traceable_conv(child: nn.Module) -> Optional[nn.Module]:
+    if type(child) is not Conv2dAdaptivePadding:
+        return None
+    traced = Conv2dSameTraced(child.in_channels, child.out_channels, child.kernel_size,
+                              child.stride, 0, child.dilation, child.groups,
+                              child.bias is not None)
+    traced.load_state_dict(child.state_dict())
+    return traced.to(child.weight.device)
 
 
 def make_padding_traceable(model: nn.Module) -> int:
     """Replace every ``Conv2dAdaptivePadding`` of ``model`` by a ``Conv2dSameTraced`` (same
     weights), so that a traced export keeps the input size dynamic. Returns the count."""
-    replaced = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is Conv2dAdaptivePadding:
-                traced = Conv2dSameTraced(child.in_channels, child.out_channels,
-                                          child.kernel_size, child.stride, 0, child.dilation,
-                                          child.groups, child.bias is not None)
-                traced.load_state_dict(child.state_dict())
-                setattr(parent, name, traced.to(child.weight.device))
-                replaced += 1
-    return replaced
+    return _replace_children(model, _traceable_conv)
