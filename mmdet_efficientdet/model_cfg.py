@@ -22,7 +22,7 @@ def efficientdet_model(phi: str,
                        input_size: Optional[int] = None,
                        soft_nms: bool = False,
                        channels_last: bool = True,
-                       with_cp: bool = False) -> dict:
+                       with_cp: Optional[bool] = None) -> dict:
     """The ``model`` dict of EfficientDet-``phi`` with the paper's training settings.
 
     The model holds BN (``norm_cfg`` overrides it); the paper's SyncBN is asked of the
@@ -35,7 +35,7 @@ def efficientdet_model(phi: str,
     ``channels_last`` keeps weights and activations channels-last (faster depthwise convs on
     CPUs and tensor cores; ``tools/benchmark.py latency``). ``with_cp`` checkpoints
     activations in backbone blocks, BiFPN cells and head subnets (less memory per image,
-    more compute: ``tools/benchmark.py memory``).
+    more compute: ``tools/benchmark.py memory``); it defaults to the level's (on for D6-D7x).
     """
     d = efficientdet_dims(phi)
     norm_cfg = dict(norm_cfg or BN)
@@ -43,6 +43,8 @@ def efficientdet_model(phi: str,
     mean, std = NORMALIZATION[d['normalize']]
     if drop_path_rate is None:
         drop_path_rate = d['drop_path_rate']
+    if with_cp is None:
+        with_cp = d['with_cp']
     act_cfg = dict(type=d['act'])
     if imagenet_backbone:
         backbone_init_cfg = dict(type='Pretrained', checkpoint=imagenet_checkpoint(d['backbone']))
@@ -123,6 +125,17 @@ def efficientdet_model(phi: str,
             max_per_img=100))
 
 
+# what the test pipelines pack (TTA adds the flip)
+TEST_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')
+
+
+def _side(image_size) -> int:
+    """A side length, or a level name (``'d0'`` …) for its input size."""
+    if isinstance(image_size, str):
+        return efficientdet_dims(image_size)['input_size']
+    return image_size
+
+
 def efficientdet_param_scheduler(max_epochs: int) -> list:
     """1 epoch linear warm-up from lr/10, then cosine to 0 over the other epochs."""
     return [
@@ -141,9 +154,7 @@ def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
     padded here: the data preprocessor pads (see :func:`efficientdet_model`), so
     ``img_shape`` is the resized image itself.
     """
-    if isinstance(image_size, str):
-        image_size = efficientdet_dims(image_size)['input_size']
-    size = (image_size, image_size)
+    size = (_side(image_size), ) * 2
     train = [
         dict(type='LoadImageFromFile', backend_args=None),
         dict(type='LoadAnnotations', with_bbox=True),
@@ -157,8 +168,7 @@ def efficientdet_pipelines(image_size, scale_range=(0.1, 2.0)) -> tuple:
         dict(type='LoadImageFromFile', backend_args=None),
         dict(type='EfficientDetResize', scale=size),
         dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='PackDetInputs',
-             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+        dict(type='PackDetInputs', meta_keys=TEST_META_KEYS),
     ]
     return train, test
 
@@ -168,9 +178,7 @@ def efficientdet_tta(image_size, scales=(1.0, 1.25)) -> tuple:
     them: the test resize at each of ``scales`` × the level's size, each with and without a
     horizontal flip, merged by mmdet's ``DetTTAModel`` (NMS at the reference's IoU 0.5, best
     100). ``image_size``: a side length or a level name."""
-    if isinstance(image_size, str):
-        image_size = efficientdet_dims(image_size)['input_size']
-    sizes = [int(round(image_size * scale)) for scale in scales]
+    sizes = [int(round(_side(image_size) * scale)) for scale in scales]
     tta_model = dict(type='DetTTAModel',
                      tta_cfg=dict(nms=dict(NMS), max_per_img=100))
     tta_pipeline = [
@@ -179,9 +187,7 @@ def efficientdet_tta(image_size, scales=(1.0, 1.25)) -> tuple:
             [dict(type='EfficientDetResize', scale=(size, size)) for size in sizes],
             [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
             [dict(type='LoadAnnotations', with_bbox=True)],
-            [dict(type='PackDetInputs',
-                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                             'flip', 'flip_direction'))],
+            [dict(type='PackDetInputs', meta_keys=TEST_META_KEYS + ('flip', 'flip_direction'))],
         ]),
     ]
     return tta_model, tta_pipeline

@@ -91,6 +91,9 @@ class DLevel(NamedTuple):
     act: str = 'SiLU'    # activation of the BiFPN and the head
     normalize: str = 'imagenet'  # input mean/std: see NORMALIZATION
     drop_path_rate: float = 0.2  # backbone drop-path
+    # activation checkpointing: one D7 step of a 1536² image needs > 20 GiB without it,
+    # 5.6 GiB with it (tools/benchmark.py memory), what lets D6-D7x train 2 images per device
+    with_cp: bool = False
 
 
 # Input normalisation (RGB, 0-255 pixels): ImageNet's for B0-B7, 0.5/0.5 for Lite.
@@ -110,9 +113,9 @@ D_LEVELS: Dict[str, DLevel] = {
     'd3': DLevel('b3', 896, 160, 6, 4, 'fast', 4.0, 3, 7),
     'd4': DLevel('b4', 1024, 224, 7, 4, 'fast', 4.0, 3, 7),
     'd5': DLevel('b5', 1280, 288, 7, 4, 'fast', 4.0, 3, 7),
-    'd6': DLevel('b6', 1280, 384, 8, 5, 'sum', 4.0, 3, 7),
-    'd7': DLevel('b6', 1536, 384, 8, 5, 'sum', 5.0, 3, 7, 600),
-    'd7x': DLevel('b7', 1536, 384, 8, 5, 'sum', 4.0, 3, 8, 600),
+    'd6': DLevel('b6', 1280, 384, 8, 5, 'sum', 4.0, 3, 7, with_cp=True),
+    'd7': DLevel('b6', 1536, 384, 8, 5, 'sum', 5.0, 3, 7, 600, with_cp=True),
+    'd7x': DLevel('b7', 1536, 384, 8, 5, 'sum', 4.0, 3, 8, 600, with_cp=True),
     'lite0': DLevel('lite0', 320, 64, 3, 3, 'sum', 3.0, 3, 7, **_LITE, drop_path_rate=0.0),
     'lite1': DLevel('lite1', 384, 88, 4, 3, 'sum', 3.0, 3, 7, **_LITE),
     'lite2': DLevel('lite2', 448, 112, 5, 3, 'sum', 3.0, 3, 7, **_LITE),

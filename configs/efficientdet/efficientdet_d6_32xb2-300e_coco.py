@@ -7,10 +7,7 @@ from mmdet_efficientdet.model_cfg import (efficientdet_model,  # noqa: E402
 from mmdet_efficientdet.scaling import efficientdet_dims  # noqa: E402
 
 phi = 'd6'
-# Activation checkpointing (backbone, BiFPN, head): a D7 step of one 1536² image needs more
-# than 20 GiB without it, 5.6 GiB with it (CPU, tools/benchmark.py memory): what lets
-# these levels train 2 images per GPU as the reference does.
-model = efficientdet_model(phi, imagenet_backbone=True, with_cp=True)
+model = efficientdet_model(phi, imagenet_backbone=True)  # with_cp: the level's (on)
 train_pipeline, test_pipeline = efficientdet_pipelines(phi)
 tta_model, tta_pipeline = efficientdet_tta(phi)  # tools/test.py --tta
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
