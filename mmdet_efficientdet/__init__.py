@@ -1,15 +1,12 @@
-"""EfficientDet (D0–D7x) for MMDetection.
+"""EfficientDet (D0–D7x, Lite0–4) for MMDetection.
 
-Importing the package registers its components into MMDetection's registries (use
-``custom_imports=dict(imports=['mmdet_efficientdet'])`` in a config) and allows the classes
-mmengine's own checkpoints need to load with ``torch.load(weights_only=True)``.
+Importing the package only registers its components into MMDetection's registries (use
+``custom_imports=dict(imports=['mmdet_efficientdet'])`` in a config); it changes nothing of
+mmengine or mmdet. What our tools need besides (weights-only loading of mmengine's own
+checkpoints, clear errors for files that are no checkpoints) they turn on themselves:
+:func:`mmdet_efficientdet.utils.checkpoints.enable_tool_checkpoints`.
 """
-from . import datasets, models  # noqa: F401  (registers the components)
-from .checkpoint_files import register_local_checkpoint_loader
-from .safe_globals import allow_mmengine_checkpoint_globals
+from . import datasets, deploy, engine, models  # noqa: F401  (registers the components)
 from .version import __version__
 
-allow_mmengine_checkpoint_globals()
-register_local_checkpoint_loader()
-
-__all__ = ['__version__', 'allow_mmengine_checkpoint_globals']
+__all__ = ['__version__']

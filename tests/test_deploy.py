@@ -11,17 +11,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet_efficientdet.deploy import (DetectorForExport, export_onnx, onnx_session,
                                        same_detections)
-from mmdet_efficientdet.model_cfg import efficientdet_model
 from mmdet_efficientdet.models.layers import MaxPool2dSame
 
-from .conftest import FIXTURES, ROOT, build, needs_fixtures
-from .e2e_utils import PYTHON, run_tool
+from .conftest import FIXTURES, HARD_NMS, ROOT, build, level_model, load_tool, needs_fixtures
+
+DEMO_D0 = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
 
 
 def _model(level, num_classes=80, seed=0):
     """A model whose BNs hold non-trivial statistics (folding them must matter)."""
     torch.manual_seed(seed)
-    model = build(efficientdet_model(level, num_classes=num_classes))
+    model = build(level_model(level, num_classes=num_classes))
     model.init_weights()
     with torch.no_grad():
         for module in model.modules():
@@ -54,6 +54,16 @@ def test_deploy_mode_folds_and_keeps_outputs(level, size):
     assert max((o - e).abs().max().item() for o, e in zip(outputs, expected)) <= 1e-4
 
 
+def test_deploy_mode_keeps_the_models_dtype():
+    model = _model('d0').double()
+    inputs = torch.randn(1, 3, 128, 128, dtype=torch.float64)
+    expected = _raw(model, inputs)
+    model.switch_to_deploy((128, 128))
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    outputs = _raw(model, inputs)
+    assert max((o - e).abs().max().item() for o, e in zip(outputs, expected)) <= 1e-10
+
+
 def test_deploy_mode_without_a_size_keeps_any_size():
     model = _model('d0')
     inputs = [torch.randn(1, 3, 128, 160), torch.randn(1, 3, 200, 96)]
@@ -63,7 +73,7 @@ def test_deploy_mode_without_a_size_keeps_any_size():
         assert max((o - r).abs().max().item() for o, r in zip(_raw(model, x), e)) <= 1e-4
 
 
-@pytest.mark.parametrize('size', [(128, 128), (384, 640)])
+@pytest.mark.parametrize('size', [(128, 128), (160, 224)])
 def test_onnx_raw_outputs_equal_pytorch(size, tmp_path):
     model = _model('d0', seed=1)
     inputs = torch.randn(1, 3, *size)
@@ -83,7 +93,7 @@ def test_onnx_dynamic_size_raw_outputs_equal_pytorch(tmp_path):
     path = str(tmp_path / 'd0_dynamic.onnx')
     export_onnx(model, path, (128, 128), dynamic=True)
     session = onnx_session(path)
-    for shape in [(1, 3, 384, 640), (2, 3, 200, 328)]:
+    for shape in [(1, 3, 224, 320), (2, 3, 136, 200)]:
         inputs = torch.randn(*shape)
         expected = _raw(reference, inputs)
         outputs = session.run(None, {'inputs': inputs.numpy()})
@@ -96,7 +106,7 @@ def test_onnx_detections_equal_predict(dynamic, tmp_path):
     needs_fixtures('tf_efficientdet_d0.predict.pth')
     from mmdet_efficientdet.converters import convert_effdet_state_dict
     fixture = torch.load(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), weights_only=True)
-    model = build(efficientdet_model('d0', num_classes=90)).eval()
+    model = build(level_model('d0', num_classes=90, nms=HARD_NMS)).eval()
     model.load_state_dict(convert_effdet_state_dict(fixture['state_dict'], 90))
     inputs = torch.cat([fixture['input'], fixture['input'].flip(-1)])
     shape = tuple(inputs.shape[-2:])
@@ -119,38 +129,40 @@ def test_onnx_detections_equal_predict(dynamic, tmp_path):
 
 
 def test_onnx_detections_need_the_reference_selection():
-    model = build(efficientdet_model('d0', soft_nms=True))
+    model = build(level_model('d0'))  # the COCO configs' soft-NMS
     with pytest.raises(ValueError, match="nms=dict\\(type='nms'"):
         DetectorForExport(model, detections=True)
 
 
-def test_export_tool_checks_and_never_overwrites(tmp_path):
-    model = _model('d0', num_classes=4, seed=2)
+def _demo_checkpoint(tmp_path, seed):
+    model = _model('d0', num_classes=4, seed=seed)
     checkpoint = str(tmp_path / 'd0.pth')
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
-    config = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
+    return checkpoint
+
+
+def test_export_tool_checks_and_never_overwrites(tmp_path, capsys):
+    checkpoint = _demo_checkpoint(tmp_path, 2)
     out = tmp_path / 'demo.onnx'
-    proc = run_tool([PYTHON, 'tools/export_onnx.py', config, checkpoint, '--out', str(out)])
-    assert 'inputs (N=1, 3, 192, 192)' in proc.stdout
-    error = float(proc.stdout.split('max |Δ| = ')[1].split()[0])
-    assert error <= 1e-4
+    export = load_tool('export_onnx')
+    export.main([DEMO_D0, checkpoint, '--out', str(out)])
+    stdout = capsys.readouterr().out
+    assert 'inputs (N=1, 3, 192, 192)' in stdout
+    assert float(stdout.split('max |Δ| = ')[1].split()[0]) <= 1e-4
     before = out.read_bytes()
-    proc = run_tool([PYTHON, 'tools/export_onnx.py', config, checkpoint, '--out', str(out),
-                     '--detections'], check=False)
-    assert proc.returncode != 0 and 'exists; pass --force' in proc.stderr
+    with pytest.raises(SystemExit, match='exists; pass --force'):
+        export.main([DEMO_D0, checkpoint, '--out', str(out), '--detections'])
     assert out.read_bytes() == before
 
 
-def test_export_tool_dynamic_size_is_checked_at_a_second_size(tmp_path):
-    model = _model('d0', num_classes=4, seed=4)
-    checkpoint = str(tmp_path / 'd0.pth')
-    torch.save(dict(state_dict=model.state_dict()), checkpoint)
-    config = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
-    proc = run_tool([PYTHON, 'tools/export_onnx.py', config, checkpoint, '--dynamic', '--out',
-                     str(tmp_path / 'dynamic.onnx')])
-    assert 'inputs (N, 3, H, W)' in proc.stdout
+def test_export_tool_dynamic_size_is_checked_at_a_second_size(tmp_path, capsys):
+    checkpoint = _demo_checkpoint(tmp_path, 4)
+    load_tool('export_onnx').main([DEMO_D0, checkpoint, '--dynamic', '--out',
+                                   str(tmp_path / 'dynamic.onnx')])
+    stdout = capsys.readouterr().out
+    assert 'inputs (N, 3, H, W)' in stdout
     errors = {line.split(' at ')[1].split(':')[0]: float(line.split('max |Δ| = ')[1])
-              for line in proc.stdout.splitlines() if 'max |Δ|' in line}
+              for line in stdout.splitlines() if 'max |Δ|' in line}
     assert list(errors) == ['192x192', '152x232'] and max(errors.values()) <= 1e-4
 
 

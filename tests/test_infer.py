@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_efficientdet.model_cfg import efficientdet_model
-
-from .conftest import ROOT, build
-from .e2e_utils import PYTHON, run_tool
+from .conftest import ROOT, build, call_tool, level_model
 
 DEMO = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
 
@@ -20,7 +17,7 @@ def checkpoint(tmp_path_factory):
     """A demo-structure model (4 classes) whose class bias makes every anchor score ~0.5, as
     tools/train.py would save it (with dataset_meta)."""
     torch.manual_seed(0)
-    model = build(efficientdet_model('d0', num_classes=4, input_size=192))
+    model = build(level_model('d0', num_classes=4))
     model.init_weights()
     with torch.no_grad():
         model.bbox_head.conv_cls.pointwise.conv.bias.zero_()
@@ -30,7 +27,7 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def test_folder_with_a_corrupt_file(checkpoint, tmp_path):
+def test_folder_with_a_corrupt_file(checkpoint, tmp_path, capsys):
     folder = tmp_path / 'images'
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -38,9 +35,10 @@ def test_folder_with_a_corrupt_file(checkpoint, tmp_path):
         cv2.imwrite(str(folder / name), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
     (folder / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 this is not a JPEG')
     out = tmp_path / 'out'
-    proc = run_tool([PYTHON, 'tools/infer.py', DEMO, checkpoint, str(folder), '--out-dir',
-                     str(out), '--score-thr', '0.3'])
-    skipped = [line for line in proc.stderr.splitlines() if line.startswith('infer: skipped')]
+    assert call_tool('infer', DEMO, checkpoint, folder, '--out-dir', out, '--score-thr',
+                     '0.3') == 0
+    skipped = [line for line in capsys.readouterr().err.splitlines()
+               if line.startswith('infer: skipped')]
     assert len(skipped) == 1 and 'broken.jpg: not a readable image' in skipped[0]
     assert sorted(p.name for p in (out / 'vis').iterdir()) == ['a.jpg', 'b.png']
     detections = json.loads((out / 'detections.json').read_text())
@@ -52,7 +50,7 @@ def test_folder_with_a_corrupt_file(checkpoint, tmp_path):
         assert 0 <= x and 0 <= y and x + w <= size[0] + 1e-3 and y + h <= size[1] + 1e-3
 
 
-def test_video(checkpoint, tmp_path):
+def test_video(checkpoint, tmp_path, capsys):
     video = str(tmp_path / 'clip.mp4')
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 10, (160, 96))
     rng = np.random.default_rng(1)
@@ -60,8 +58,8 @@ def test_video(checkpoint, tmp_path):
         writer.write(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8))
     writer.release()
     out = tmp_path / 'out'
-    proc = run_tool([PYTHON, 'tools/infer.py', DEMO, checkpoint, video, '--out-dir', str(out)])
-    assert 'infer: 4 frames drawn' in proc.stdout
+    assert call_tool('infer', DEMO, checkpoint, video, '--out-dir', out) == 0
+    assert 'infer: 4 frames drawn' in capsys.readouterr().out
     capture = cv2.VideoCapture(str(out / 'clip_det.mp4'))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),

@@ -3,26 +3,11 @@ import os.path as osp
 
 import torch
 from mmdet.datasets import CocoDataset
-from mmdet.registry import MODELS, TASK_UTILS
 
 from mmdet_efficientdet.converters import COCO80_CHANNELS
 from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 
-from .conftest import FIXTURES, ROOT, needs_fixtures
-from .e2e_utils import PYTHON, run_tool
-
-OURS = ('TFEfficientNet', 'BiFPNNeck', 'EfficientDetHead', 'EfficientDetector')
-
-
-def test_registered_names_are_ours_and_mmdets_stay():
-    for name in OURS:
-        assert MODELS.get(name).__module__.startswith('mmdet_efficientdet.'), name
-    assert TASK_UTILS.get('EfficientDetAnchorGenerator').__module__.startswith(
-        'mmdet_efficientdet.')
-    for name in ('EfficientNet', 'FPN', 'RetinaHead', 'RetinaNet', 'AnchorGenerator'):
-        registry = TASK_UTILS if name == 'AnchorGenerator' else MODELS
-        assert registry.get(name).__module__.startswith('mmdet.'), name
-
+from .conftest import FIXTURES, ROOT, call_tool, error_line, needs_fixtures
 
 def _coco80_set(root):
     """A few synthetic images whose json carries all 80 COCO categories (real ids)."""
@@ -38,12 +23,12 @@ def _coco80_set(root):
     return files['val']
 
 
-def test_convert_then_test_reports_coco_ap(tmp_path):
+def test_convert_then_test_reports_coco_ap(tmp_path, capsys):
     needs_fixtures('tf_efficientdet_d0.pth')
     converted = str(tmp_path / 'd0_coco80.pth')
-    proc = run_tool([PYTHON, 'tools/convert_weights.py',
-                     osp.join(FIXTURES, 'tf_efficientdet_d0.pth'), converted, '--level', 'd0'])
-    assert 'EfficientDet-d0, 80 classes' in proc.stdout
+    assert call_tool('convert_weights', osp.join(FIXTURES, 'tf_efficientdet_d0.pth'),
+                     converted, '--level', 'd0') == 0
+    assert 'EfficientDet-d0, 80 classes' in capsys.readouterr().out
     state = torch.load(converted, weights_only=True)['state_dict']
     assert state['bbox_head.conv_cls.pointwise.conv.bias'].shape == (9 * 80,)
 
@@ -54,30 +39,29 @@ def test_convert_then_test_reports_coco_ap(tmp_path):
                'test_dataloader.dataset.data_prefix.img=val/',
                f'test_evaluator.ann_file={ann}', 'test_dataloader.num_workers=0',
                'test_dataloader.persistent_workers=False', 'test_dataloader.batch_size=1']
-    proc = run_tool([PYTHON, 'tools/test.py',
-                     osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py'),
-                     converted, '--work-dir', str(tmp_path / 'wd'), '--cfg-options', *options],
-                    timeout=600)
-    log = proc.stdout + proc.stderr
+    assert call_tool('test', osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_'
+                                         'coco.py'),
+                     converted, '--work-dir', tmp_path / 'wd', '--cfg-options', *options) == 0
+    captured = capsys.readouterr()
+    log = captured.out + captured.err
     assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]' in log
     assert 'coco/bbox_mAP:' in log
 
 
-def test_converter_refuses_another_level(tmp_path):
+def test_converter_refuses_another_level(tmp_path, capsys):
     needs_fixtures('tf_efficientdet_d1.pth')
-    proc = run_tool([PYTHON, 'tools/convert_weights.py',
-                     osp.join(FIXTURES, 'tf_efficientdet_d1.pth'), str(tmp_path / 'x.pth'),
-                     '--level', 'd0'], check=False)
-    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert call_tool('convert_weights', osp.join(FIXTURES, 'tf_efficientdet_d1.pth'),
+                     tmp_path / 'x.pth', '--level', 'd0') == 1
     assert ("is not a tf_efficientdet_d0 checkpoint: shape mismatch at "
-            "'neck.extra_levels.0.conv.conv.weight': checkpoint (88, 320, 1, 1)") in proc.stderr
+            "'neck.extra_levels.0.conv.conv.weight': checkpoint (88, 320, 1, 1)") in \
+        error_line(capsys)
     assert not osp.exists(tmp_path / 'x.pth')
 
 
 def test_seed_alone_keeps_the_configs_deterministic_setting():
     from mmengine.config import Config
 
-    from mmdet_efficientdet.utils import apply_randomness_args
+    from mmdet_efficientdet.utils.runner_args import apply_randomness_args
     cfg = Config(dict(randomness=dict(seed=1, deterministic=True, diff_rank_seed=True)))
     apply_randomness_args(cfg, 7, False)
     assert cfg.randomness == dict(seed=7, deterministic=True, diff_rank_seed=True)

@@ -4,7 +4,7 @@ of whole detectors. Prints a table; never a test.
     python tools/benchmark.py complexity configs/ablations/*.py --size 896
     python tools/benchmark.py speed --levels d0 d1 --size 512
     python tools/benchmark.py fusion --level d0 --size 512
-    python tools/benchmark.py latency --level d0 --batch-sizes 1 8 --repeats 15
+    python tools/benchmark.py latency --level d0 --batch-sizes 1 --repeats 15 [--variants ...]
     python tools/benchmark.py memory --level d7 --size 1536
 """
 import argparse
@@ -21,30 +21,22 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 
 import mmdet_efficientdet  # noqa: F401
-from mmdet_efficientdet.model_cfg import efficientdet_model
-
-
-class TensorForward(torch.nn.Module):
-    """A detector as image tensor → head outputs (what FLOP counters can trace)."""
-
-    def __init__(self, detector):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, x):
-        return self.detector._forward(x)
+from mmdet_efficientdet.scaling import D_LEVELS
+from mmdet_efficientdet.utils.level_configs import level_model_cfg
+from mmdet_efficientdet.utils.tool_errors import run_tool
 
 
 def complexity(model, size):
-    """(params, FLOPs) of the whole detector and of its neck alone."""
+    """(params, FLOPs) of the whole detector and of its neck alone: mmengine's FlopAnalyzer
+    on the detector's tensor mode (``model(inputs)`` = ``model._forward(inputs)``)."""
+    model.eval()
     neck_params = sum(p.numel() for p in model.neck.parameters())
-    model = TensorForward(model.eval())
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, torch.randn(1, 3, size, size))
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         flops = analyzer.total()
-        neck_flops = analyzer.by_module()['detector.neck']
+        neck_flops = analyzer.by_module()['neck']
     return params, flops, neck_params, neck_flops
 
 
@@ -71,25 +63,37 @@ def paired_timings(first, second, repeats):
     return times
 
 
-def latency_variants(level, size, batch_size):
-    """(name, network-only callable, end-to-end callable) of each way to run the model."""
+LATENCY_VARIANTS = ('eager', 'deploy', 'onnxruntime', 'openvino', 'openvino-bf16',
+                    'openvino-int8', 'onnxruntime-int8', 'reference-export')
+
+
+def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
+    """(name, network-only callable or None, end-to-end callable or None) of each way to run
+    the model. End to end: resized uint8 images → the data preprocessor → final detections
+    (hard NMS, as the exported graph has it). 'reference-export' is the same network as an
+    effdet user exports it (no deploy form: BN separate, padding computed at run time), in
+    its best runtime here: the bar of the issue's targets."""
     from mmdet.structures import DetDataSample
 
-    from mmdet_efficientdet.deploy import export_onnx, onnx_session
+    from mmdet_efficientdet.deploy import export_onnx, runtime_session
+    from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
     torch.manual_seed(0)
-    eager = MODELS.build(efficientdet_model(level))
+    cfg = level_model_cfg(level)
+    cfg.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
+    eager = MODELS.build(cfg)
     eager.init_weights()
     eager.eval()
-    channels_last = copy.deepcopy(eager)
-    channels_last.channels_last = True
-    channels_last.to(memory_format=torch.channels_last)
-    deploy = copy.deepcopy(channels_last)
-    deploy.switch_to_deploy((size, size))
     folder = tempfile.mkdtemp()
-    raw_path, det_path = osp.join(folder, 'raw.onnx'), osp.join(folder, 'det.onnx')
-    export_onnx(copy.deepcopy(eager), raw_path, (size, size), batch_size)
-    export_onnx(copy.deepcopy(eager), det_path, (size, size), batch_size, detections=True)
-    raw_session, det_session = onnx_session(raw_path), onnx_session(det_path)
+    paths = {}
+
+    def exported(kind):
+        """An ONNX file of the model: 'raw' (head outputs), 'det' (detections in the graph),
+        'reference' (raw, no deploy form)."""
+        if kind not in paths:
+            paths[kind] = osp.join(folder, f'{kind}.onnx')
+            export_onnx(copy.deepcopy(eager), paths[kind], (size, size), batch_size,
+                        detections=kind == 'det', deploy=kind != 'reference')
+        return paths[kind]
 
     inputs = torch.randn(batch_size, 3, size, size)
     # end to end: resized uint8 images (a 4:3 photo fitted into the square) → detections
@@ -102,44 +106,93 @@ def latency_variants(level, size, batch_size):
         return dict(inputs=list(images),
                     data_samples=[DetDataSample(metainfo=meta) for _ in images])
 
-    def network(model):
-        return lambda: model._forward(inputs)
+    def preprocessed():
+        batch = eager.data_preprocessor(data())['inputs']
+        padded = batch.new_zeros((batch_size, 3, size, size))
+        padded[..., :batch.shape[-2], :batch.shape[-1]] = batch
+        return padded.numpy()
 
-    def end_to_end(model):
-        def run():
+    def calibration():  # latency does not depend on what int8 was calibrated on
+        return [preprocessed() for _ in range(8)]
+
+    def torch_rows(model):
+        def end_to_end():
             batch = model.data_preprocessor(data())
             return model.predict(batch['inputs'], batch['data_samples'])
-        return run
+        return (lambda: model._forward(inputs)), end_to_end
 
-    def onnx_end_to_end():
-        batch = eager.data_preprocessor(data())
-        return det_session.run(None, {'inputs': batch['inputs'].numpy()})
+    def runtime_rows(backend, precision='fp32', int8=False):
+        raw, det = exported('raw'), exported('det')
+        if int8:
+            quantize = quantize_openvino if backend == 'openvino' else quantize_onnxruntime
+            suffix = '.xml' if backend == 'openvino' else '.onnx'
+            raw_q, det_q = (osp.join(folder, f'{k}_int8_{backend}{suffix}') for k in ('raw', 'det'))
+            quantize(raw, raw_q, calibration())
+            quantize(det, det_q, calibration())
+            raw, det = raw_q, det_q
+        net = runtime_session(raw, backend, torch.get_num_threads(), precision)
+        e2e = runtime_session(det, backend, torch.get_num_threads(), precision)
+        return (lambda: net(inputs.numpy())), (lambda: e2e(preprocessed()))
 
-    return [
-        ('eager', network(eager), end_to_end(eager)),
-        ('channels-last', network(channels_last), end_to_end(channels_last)),
-        ('deploy (+channels-last)', network(deploy), end_to_end(deploy)),
-        ('onnxruntime', lambda: raw_session.run(None, {'inputs': inputs.numpy()}),
-         onnx_end_to_end),
-    ]
+    def reference_rows():
+        best = []
+        for backend in ('onnxruntime', 'openvino'):
+            run = runtime_session(exported('reference'), backend, torch.get_num_threads())
+            best.append(lambda run=run: run(inputs.numpy()))
+        return best  # timed by the caller; the faster one is reported
+
+    rows = []
+    for name in names:
+        if name == 'eager':
+            rows.append((name, *torch_rows(eager)))
+        elif name == 'deploy':
+            deploy = copy.deepcopy(eager)
+            deploy.switch_to_deploy((size, size))
+            rows.append(('deploy (BN folded, static padding)', *torch_rows(deploy)))
+        elif name == 'onnxruntime':
+            rows.append(('onnxruntime fp32', *runtime_rows('onnxruntime')))
+        elif name == 'openvino':
+            rows.append(('openvino fp32', *runtime_rows('openvino')))
+        elif name == 'openvino-bf16':
+            rows.append(('openvino bf16 hint', *runtime_rows('openvino', 'bf16')))
+        elif name == 'openvino-int8':
+            rows.append(('openvino int8 (NNCF)', *runtime_rows('openvino', int8=True)))
+        elif name == 'onnxruntime-int8':
+            rows.append(('onnxruntime int8 (QDQ)', *runtime_rows('onnxruntime', int8=True)))
+        elif name == 'reference-export':
+            ort, ov = reference_rows()
+            rows.append(('reference export, onnxruntime', ort, None))
+            rows.append(('reference export, openvino', ov, None))
+    return rows
 
 
-def latency_table(level, size, batch_sizes, repeats):
+def latency_table(level, size, batch_sizes, repeats, names=LATENCY_VARIANTS):
     print(f'EfficientDet-{level} {size}x{size}; median ms per batch over {repeats} runs '
-          '(min-max); x = median of eager / median')
-    print(f'{"batch":>5s} {"variant":24s} {"network":>22s} {"x":>5s} {"end to end":>22s} '
+          f'(min-max), {torch.get_num_threads()} threads; x = the eager median / this median '
+          '(same run)')
+    print(f'{"batch":>5s} {"variant":36s} {"network":>22s} {"x":>5s} {"end to end":>22s} '
           f'{"x":>5s} {"e2e/net":>7s}')
+
+    def cell(times, base):
+        if not times:
+            return ' ' * 28, None
+        ms = statistics.median(times)
+        return f'{ms:8.1f} ({min(times):6.1f}-{max(times):6.1f}) {base / ms if base else 1:5.2f}', ms
+
     for batch_size in batch_sizes:
-        rows = []
-        for name, network, end_to_end in latency_variants(level, size, batch_size):
+        base_net = base_e2e = None
+        for name, network, end_to_end in latency_variants(level, size, batch_size, names):
             with torch.no_grad():
-                rows.append((name, *paired_timings(network, end_to_end, repeats)))
-        base_net, base_e2e = (statistics.median(t) for t in rows[0][1:])
-        for name, net, e2e in rows:
-            net_ms, e2e_ms = statistics.median(net), statistics.median(e2e)
-            print(f'{batch_size:5d} {name:24s} {net_ms:8.1f} ({min(net):6.1f}-{max(net):6.1f}) '
-                  f'{base_net / net_ms:5.2f} {e2e_ms:8.1f} ({min(e2e):6.1f}-{max(e2e):6.1f}) '
-                  f'{base_e2e / e2e_ms:5.2f} {e2e_ms / net_ms:7.2f}')
+                if end_to_end is None:
+                    net_times, e2e_times = paired_timings(network, lambda: None, repeats)[0], []
+                else:
+                    net_times, e2e_times = paired_timings(network, end_to_end, repeats)
+            if base_net is None:
+                base_net, base_e2e = statistics.median(net_times), statistics.median(e2e_times)
+            net_text, net_ms = cell(net_times, base_net)
+            e2e_text, e2e_ms = cell(e2e_times, base_e2e)
+            ratio = f'{e2e_ms / net_ms:7.2f}' if e2e_ms else ''
+            print(f'{batch_size:5d} {name:36s} {net_text} {e2e_text} {ratio}', flush=True)
 
 
 def training_step_memory(level, size, with_cp):
@@ -150,7 +203,10 @@ def training_step_memory(level, size, with_cp):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     torch.manual_seed(0)
-    model = MODELS.build(efficientdet_model(level, with_cp=with_cp, input_size=size)).train()
+    cfg = level_model_cfg(level)
+    for part in ('backbone', 'neck', 'bbox_head'):
+        cfg[part]['with_cp'] = with_cp
+    model = MODELS.build(cfg).train()
     sample = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
                                          batch_input_shape=(size, size)))
     sample.gt_instances = InstanceData(
@@ -190,9 +246,9 @@ def memory_table(level, size, max_gib):
               f'{rows[1][2] / rows[0][2]:.2f}x the time')
 
 
-def main():
+def main(argv=None):
     import sys
-    if len(sys.argv) == 6 and sys.argv[1] == '_memory_step':  # one variant, in a child
+    if argv is None and len(sys.argv) == 6 and sys.argv[1] == '_memory_step':  # one variant, in a child
         import resource
         limit = int(float(sys.argv[5]) * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -207,26 +263,28 @@ def main():
     p.add_argument('configs', nargs='+')
     p.add_argument('--size', type=int, default=896)
     p = sub.add_parser('speed', help='CPU inference latency of EfficientDet levels')
-    p.add_argument('--levels', nargs='+', default=['d0'])
+    p.add_argument('--levels', nargs='+', default=['d0'], choices=list(D_LEVELS))
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--repeats', type=int, default=5)
-    p = sub.add_parser('latency', help='network-only and end-to-end latency: eager, '
-                       'channels-last, deploy mode, onnxruntime')
-    p.add_argument('--level', default='d0')
+    p = sub.add_parser('latency', help='network-only and end-to-end latency: eager, deploy '
+                       'mode, onnxruntime and OpenVINO (fp32, bf16, int8)')
+    p.add_argument('--variants', nargs='+', default=list(LATENCY_VARIANTS),
+                   choices=LATENCY_VARIANTS)
+    p.add_argument('--level', default='d0', choices=list(D_LEVELS))
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
     p.add_argument('--repeats', type=int, default=15)
     p = sub.add_parser('memory', help='peak memory of a training step with and without '
                        'activation checkpointing (with_cp)')
-    p.add_argument('--level', default='d7')
+    p.add_argument('--level', default='d7', choices=list(D_LEVELS))
     p.add_argument('--size', type=int, default=1536)
     p.add_argument('--max-gib', type=float, default=20,
                    help='address space each step may use (this machine: 24 GiB, no swap)')
     p = sub.add_parser('fusion', help='CPU latency of the BiFPN neck per fusion mode')
-    p.add_argument('--level', default='d0')
+    p.add_argument('--level', default='d0', choices=list(D_LEVELS))
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--repeats', type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     register_all_modules()
     print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
 
@@ -247,10 +305,10 @@ def main():
     elif args.mode == 'memory':
         memory_table(args.level, args.size, args.max_gib)
     elif args.mode == 'latency':
-        latency_table(args.level, args.size, args.batch_sizes, args.repeats)
+        latency_table(args.level, args.size, args.batch_sizes, args.repeats, args.variants)
     elif args.mode == 'speed':
         for level in args.levels:
-            model = TensorForward(MODELS.build(efficientdet_model(level)))
+            model = MODELS.build(level_model_cfg(level))
             ms = latency(model, torch.randn(1, 3, args.size, args.size), args.repeats)
             print(f'EfficientDet-{level} {args.size}x{args.size} batch 1: {ms:8.1f} ms/img')
     else:
@@ -259,11 +317,11 @@ def main():
         feats = [torch.randn(1, c, args.size // s, args.size // s)
                  for c, s in zip(d['backbone_channels'], (8, 16, 32))]
         for fusion in ('softmax', 'fast', 'sum'):
-            neck = MODELS.build(dict(efficientdet_model(args.level)['neck'], fusion=fusion))
+            neck = MODELS.build(dict(level_model_cfg(args.level)['neck'], fusion=fusion))
             ms = latency(neck, feats, args.repeats)
             print(f'BiFPN {args.level} ({d["width"]}x{d["fpn_repeats"]}) {args.size}px '
                   f'fusion={fusion:8s}: {ms:8.1f} ms')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, 'benchmark.py')

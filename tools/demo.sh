@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-CONFIG=configs/efficientdet/efficientdet_d0_demo_synthetic.py
+CONFIG=${CONFIG:-configs/efficientdet_lite/efficientdet_lite0_demo_synthetic.py}
 WORK_DIR=${WORK_DIR:-work_dirs/demo}
 SEED=${SEED:-0}
 start=$(date +%s)

@@ -1,8 +1,8 @@
-"""Export a detector of ours (EfficientDet D0–D7x, Lite, ablations) to ONNX and check it with
-onnxruntime against PyTorch.
+"""Export a detector of ours (EfficientDet D0–D7x, Lite, ablations) to ONNX and check it in
+a CPU runtime against PyTorch.
 
     python tools/export_onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W] [--dynamic]
-        [--detections] [--batch-size N] [--no-deploy] [--no-check]
+        [--detections] [--batch-size N] [--no-deploy] [--no-check] [--backend openvino]
 
 By default the graph takes a preprocessed (normalised, padded) batch at the level's input
 size and returns the head's raw outputs; --dynamic lets it take any height and width (and
@@ -10,8 +10,9 @@ batch size, for raw outputs), "same" padding and anchors then being computed in 
 --detections puts the reference's selection (top-k over all levels, decode, clip, NMS, best
 K) into the graph, so that the file alone turns a preprocessed image into dets (x1, y1, x2,
 y2, score) and labels. The model is switched to its deploy form first (BN folded, static
-padding) unless --no-deploy. Without --no-check the export is run once by onnxruntime and
-compared with PyTorch on a random input (a dynamic one at a second size too).
+padding) unless --no-deploy. Without --no-check the export is run once and compared with
+PyTorch on a random input (a dynamic one at a second size too), by onnxruntime or, with
+--backend openvino, by OpenVINO (which reads the .onnx file as it is).
 """
 import argparse
 import copy
@@ -25,9 +26,10 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.deploy import export_onnx, onnx_session, same_detections
-from mmdet_efficientdet.utils import run_tool
+import mmdet_efficientdet  # noqa: F401  (registers our components)
+from mmdet_efficientdet.deploy import BACKENDS, export_onnx, runtime_session, same_detections
+from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.utils.tool_errors import run_tool
 
 
 def parse_args(argv=None):
@@ -44,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument('--dynamic', action='store_true',
                         help='any input height and width (--shape is then the traced size)')
     parser.add_argument('--no-deploy', action='store_true', help='export the training form')
-    parser.add_argument('--no-check', action='store_true', help='skip the onnxruntime check')
+    parser.add_argument('--no-check', action='store_true', help='skip the runtime check')
+    parser.add_argument('--backend', default='onnxruntime',
+                        help=f'the runtime that checks the file: {", ".join(BACKENDS)}')
     parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
     return parser.parse_args(argv)
 
@@ -61,8 +65,20 @@ def main(argv=None):
     args = parse_args(argv)
     if os.path.exists(args.out) and not args.force:
         sys.exit(f'export_onnx: {args.out} exists; pass --force to overwrite it')
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        sys.exit(f'export_onnx: the folder of --out {args.out} does not exist ({folder})')
+    if args.backend not in BACKENDS:
+        sys.exit(f'export_onnx: unknown --backend {args.backend!r}; valid choices: '
+                 f'{", ".join(BACKENDS)}')
+    enable_tool_checkpoints()
     register_all_modules()
     cfg = Config.fromfile(args.config)
+    nms = cfg.model.get('test_cfg', {}).get('nms', {})
+    if args.detections and nms.get('type', 'nms') != 'nms':
+        print(f"export_onnx: the graph's NMS is hard NMS at IoU 0.5 (ONNX NonMaxSuppression); "
+              f"the config's {nms.get('type')} is not exportable")
+        cfg.model.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
     shape = tuple(args.shape) if args.shape else default_shape(cfg)
     cfg.model.get('backbone', {}).pop('init_cfg', None)  # weights come from the checkpoint
     model = MODELS.build(cfg.model)
@@ -76,7 +92,7 @@ def main(argv=None):
           f'outputs {", ".join(wrapper.output_names())}')
     if args.no_check:
         return
-    session = onnx_session(args.out)
+    run = runtime_session(args.out, args.backend)
     # a dynamic graph is also checked at a size it was not traced at
     shapes = [shape] + ([(shape[0] * 3 // 4 + 8, shape[1] + 40)] if args.dynamic else [])
     for check_shape in shapes:
@@ -84,8 +100,9 @@ def main(argv=None):
                              generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             expected = type(wrapper)(reference, args.detections)(inputs)
-        outputs = session.run(None, {'inputs': inputs.numpy()})
-        where = f'onnxruntime vs the PyTorch model as loaded at {check_shape[0]}x{check_shape[1]}'
+        outputs = run(inputs.numpy())
+        where = (f'{args.backend} vs the PyTorch model as loaded at '
+                 f'{check_shape[0]}x{check_shape[1]}')
         if args.detections:
             dets, labels = (torch.from_numpy(o) for o in outputs)
             counts = [same_detections(dets[i], labels[i], *(e[i] for e in expected))

@@ -7,21 +7,30 @@ file in COCO's result format (plus file names and class names).
 
 CHECKPOINT: written by tools/train.py or tools/convert_weights.py. INPUT: an image file, a
 folder (its images, not recursive) or a video file. Files that cannot be read are reported,
-one line each, and skipped; the rest goes on.
+one line each, and skipped; the rest goes on. With --backend onnxruntime|openvino --model
+FILE the exported model (tools/export_onnx.py --detections, tools/quantize.py) runs instead
+of PyTorch, with the config's preprocessing; class names then come from CHECKPOINT if given,
+else from the config's test dataset.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import sys
+import warnings
 
 import cv2
 import mmcv
+import torch
 from mmdet.apis import DetInferencer
+from mmdet.datasets import CocoDataset
+from mmengine.config import Config
 from mmengine.utils import track_iter_progress
 
-import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.utils import run_tool
+import mmdet_efficientdet  # noqa: F401  (registers our components)
+from mmdet_efficientdet.deploy import BACKENDS, PRECISIONS, runtime_model_cfg
+from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.utils.tool_errors import run_tool
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
@@ -31,13 +40,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (optional with --model)')
     parser.add_argument('input', help='image, folder of images or video')
     parser.add_argument('--out-dir', required=True, help='where drawn outputs and JSON go')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detections below this score are neither drawn nor written')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward')
+    parser.add_argument('--backend', default='pytorch',
+                        help=f'pytorch (the checkpoint), or {", ".join(BACKENDS)} (--model)')
+    parser.add_argument('--model', help='exported model file for --backend onnxruntime/openvino')
+    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+                        help="OpenVINO's inference precision hint")
     return parser.parse_args(argv)
 
 
@@ -108,11 +122,45 @@ def run_video(inferencer, path, args, classes) -> list:
     return detections
 
 
+def build_inferencer(args) -> DetInferencer:
+    """mmdet's DetInferencer of the checkpoint, or of the exported model in its runtime."""
+    if args.backend == 'pytorch':
+        return DetInferencer(model=args.config, weights=args.checkpoint, device=args.device)
+    cfg = Config.fromfile(args.config)
+    cfg.model = runtime_model_cfg(cfg.model, args.model, args.backend, args.precision)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # "weights is None": the weights are in the file
+        inferencer = DetInferencer(model=cfg, weights=None, device='cpu')
+    meta = None
+    if args.checkpoint:
+        meta = torch.load(args.checkpoint, map_location='cpu',
+                          weights_only=True).get('meta', {}).get('dataset_meta')
+    if not meta:
+        meta = (cfg.test_dataloader.dataset.get('metainfo') or
+                dict(classes=CocoDataset.METAINFO['classes']))
+    inferencer.model.dataset_meta = dict(inferencer.model.dataset_meta, **meta)
+    inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
+    return inferencer
+
+
 def main(argv=None):
     args = parse_args(argv)
+    enable_tool_checkpoints()
+    if args.batch_size < 1:
+        sys.exit(f'infer: --batch-size {args.batch_size} must be 1 or more')
+    if not 0 <= args.score_thr <= 1:
+        sys.exit(f'infer: --score-thr {args.score_thr} must be a score, 0 to 1')
+    if args.backend not in ('pytorch', ) + BACKENDS:
+        sys.exit(f'infer: unknown --backend {args.backend!r}; valid choices: pytorch, '
+                 f'{", ".join(BACKENDS)}')
+    if (args.backend == 'pytorch') != (args.model is None):
+        sys.exit('infer: --model (an exported file) goes with --backend onnxruntime or '
+                 'openvino; --backend pytorch runs the CHECKPOINT')
+    if args.backend == 'pytorch' and args.checkpoint is None:
+        sys.exit('infer: give the CHECKPOINT to run (or an exported --model and --backend)')
     if not osp.exists(args.input):
         sys.exit(f'infer: {args.input} does not exist')
-    inferencer = DetInferencer(model=args.config, weights=args.checkpoint, device=args.device)
+    inferencer = build_inferencer(args)
     classes = inferencer.model.dataset_meta.get('classes')
     os.makedirs(args.out_dir, exist_ok=True)
     if osp.isdir(args.input):

@@ -1,20 +1,24 @@
 """Train a detector with mmengine's Runner (MMDetection's tools/train.py, plus: works with
-our configs and any plain mmdet config; CPU-only distributed runs use gloo; --amp on a
-machine that cannot do it says so instead of a traceback; --resume never starts over existing
-checkpoints; errors end as one line, the traceback in the log)."""
+our configs and any plain mmdet config; checkpoints load weights-only, resume included;
+CPU-only distributed runs use gloo; --amp on a machine that cannot do it says so instead of a
+traceback; --resume never starts over existing checkpoints; errors end as one line, the
+traceback in the log)."""
 import argparse
 import sys
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmdet_efficientdet  # noqa: F401  (registers our components, safe checkpoint globals)
-from mmdet_efficientdet.utils import (add_runner_args, amp_unavailable_reason,
-                                      apply_randomness_args, load_runner_config, resolve_resume,
-                                      run_tool)
+import mmdet_efficientdet  # noqa: F401  (registers our components)
+from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.converters import CheckpointFileError
+from mmdet_efficientdet.utils.resume import resolve_resume, unreadable_resume_error
+from mmdet_efficientdet.utils.runner_args import (add_runner_args, amp_unavailable_reason,
+                                                  apply_randomness_args, load_runner_config)
+from mmdet_efficientdet.utils.tool_errors import run_tool
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     add_runner_args(parser)
@@ -27,11 +31,12 @@ def parse_args():
     parser.add_argument('--seed', type=int, help='random seed')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (with --seed: repeatable losses)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
+    enable_tool_checkpoints()  # weights-only resume of mmengine's checkpoints, clear errors
     cfg = load_runner_config(args)
     if args.amp:
         reason = amp_unavailable_reason()
@@ -49,7 +54,12 @@ def main():
         print(said, flush=True)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointFileError as error:
+        if not cfg.get('resume'):
+            raise
+        raise unreadable_resume_error(cfg, error) from error
 
 
 if __name__ == '__main__':

@@ -1,18 +1,56 @@
-# EfficientDet-D6: every dimension and the schedule come from the D-level table
-# (mmdet_efficientdet.scaling); the backbone starts from timm's ImageNet weights.
-_base_ = ['../_base_/efficientdet_recipe.py']
-from mmdet_efficientdet.model_cfg import (efficientdet_model,  # noqa: E402
-                                          efficientdet_param_scheduler, efficientdet_pipelines,
-                                          efficientdet_tta)
-from mmdet_efficientdet.scaling import efficientdet_dims  # noqa: E402
+# EfficientDet-D6: D0's config with its row of the scaling table (B6 backbone, 1280 px, BiFPN
+# 384 x 8, head 5, sum fusion, activation checkpointing).
+_base_ = './efficientdet_d0_8xb8-300e_coco.py'
 
-phi = 'd6'
-model = efficientdet_model(phi, imagenet_backbone=True)  # with_cp: the level's (on)
-train_pipeline, test_pipeline = efficientdet_pipelines(phi)
-tta_model, tta_pipeline = efficientdet_tta(phi)  # tools/test.py --tta
+image_size = 1280
+checkpoint = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/tf_efficientnet_b6_aa-80ba17e4.pth'  # noqa
+model = dict(
+    data_preprocessor=dict(
+        pad_size_divisor=image_size,
+        batch_augments=[dict(type='BatchFixedSizePad', size=(image_size, image_size))]),
+    backbone=dict(
+        arch='b6',
+        drop_path_rate=0.2,
+        with_cp=True,
+        init_cfg=dict(checkpoint=checkpoint)),
+    neck=dict(
+        in_channels=[72, 200, 576],
+        out_channels=384,
+        num_repeats=8,
+        fusion='sum',
+        with_cp=True),
+    bbox_head=dict(in_channels=384, stacked_convs=5, with_cp=True))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
+         keep_ratio=True, backend='pillow'),
+    dict(type='RandomCrop', crop_size=(image_size, image_size), allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2), keep_empty=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='EfficientDetResize', scale=(image_size, image_size)),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='EfficientDetResize', scale=(image_size, image_size)),
+         dict(type='EfficientDetResize', scale=(image_size * 5 // 4, image_size * 5 // 4))],
+        [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+        [dict(type='LoadAnnotations', with_bbox=True)],
+        [dict(type='PackDetInputs',
+              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                         'flip', 'flip_direction'))],
+    ]),
+]
+
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-max_epochs = efficientdet_dims(phi)['max_epochs']
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = efficientdet_param_scheduler(max_epochs)

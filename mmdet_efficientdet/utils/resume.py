@@ -5,6 +5,7 @@ import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config
+from mmengine.runner import find_latest_checkpoint
 
 
 class WorkDirError(RuntimeError):
@@ -43,15 +44,19 @@ def resolve_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
         return None
     cfg.resume = True
     if resume != 'auto':
+        if osp.isdir(resume):
+            raise WorkDirError(
+                f'--resume {resume} is a folder; give one of its checkpoints '
+                f'({_names(checkpoints_in(resume))}), or --resume alone with --work-dir '
+                f'{resume} to continue from its latest')
         if not osp.isfile(resume):
             raise WorkDirError(f'--resume {resume}: no such file; checkpoints in {work_dir}: '
                                f'{_names(existing)}')
         cfg.load_from = resume
         return None
     marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            last = f.read().strip()
+    last = find_latest_checkpoint(work_dir) if osp.isfile(marker) else None  # mmengine's read
+    if last is not None:
         if not osp.isfile(last):
             raise WorkDirError(
                 f'--resume: {marker} names {last}, which is gone; checkpoints in {work_dir}: '
@@ -65,3 +70,14 @@ def resolve_resume(cfg: Config, resume: Optional[str]) -> Optional[str]:
     cfg.resume = False
     cfg.load_from = None
     return f'--resume: no checkpoint in {work_dir}: starting from scratch'
+
+
+def unreadable_resume_error(cfg: Config, error: Exception) -> WorkDirError:
+    """The error for a checkpoint that ``--resume`` could not load: it names the other
+    checkpoints of the work dir to continue from instead."""
+    others = [path for path in checkpoints_in(cfg.work_dir)
+              if osp.abspath(path) != osp.abspath(cfg.load_from or '')]
+    hint = (f'; the other checkpoints of {cfg.work_dir}: {_names(others[::-1])}. Pass '
+            f'--resume {others[-1]} to continue from the newest of them' if others else
+            f'; {cfg.work_dir} holds no other checkpoint')
+    return WorkDirError(f'--resume: {error}{hint}')

@@ -1,5 +1,4 @@
 """What tools/train.py and tools/test.py do with their arguments and config."""
-import inspect
 import os
 from typing import Optional
 
@@ -44,11 +43,29 @@ def prepare_cpu_distributed(cfg: Config) -> None:
                                 world_size=int(os.environ['WORLD_SIZE']))
 
 
+def cfg_options_action():
+    """mmengine's ``DictAction`` for ``--cfg-options``, whose parser recurses without end on
+    a ``dict(...)`` value (e.g. a BiFPN topology list): that is one clear argparse error."""
+    from mmengine.config import DictAction
+
+    class CfgOptionsAction(DictAction):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            try:
+                super().__call__(parser, namespace, values, option_string)
+            except (RecursionError, AssertionError):
+                bad = next((v for v in values if 'dict(' in v or '{' in v), ' '.join(values))
+                parser.error(f'{option_string} {bad}: --cfg-options takes numbers, strings, '
+                             'lists and tuples, not dict(...) values; set this one in a config '
+                             'file that inherits yours (_base_) and overrides it')
+
+    return CfgOptionsAction
+
+
 def add_runner_args(parser) -> None:
     """The options tools/train.py and tools/test.py share (as MMDetection's tools)."""
-    from mmengine.config import DictAction
     parser.add_argument('--work-dir', help='the dir to save logs, models and metrics')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=cfg_options_action(),
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
@@ -67,29 +84,34 @@ def apply_randomness_args(cfg: Config, seed: Optional[int], deterministic: bool)
         cfg.randomness['deterministic'] = True
 
 
-# Top-level config keys something reads at run time: the Runner's arguments, and mmdet's.
-_RUN_TIME_KEYS = ('tta_model', 'tta_pipeline', 'custom_imports', 'runner_type', 'sync_bn')
+# config keys that are sizes: a zero or negative one fails late (a bare assertion in mmdet's
+# RandomCrop when the first batch is made), so the tools refuse it at once
+_SIZE_KEYS = ('scale', 'crop_size', 'size', 'img_scale', 'pad_size_divisor')
 
 
-class ConfigOptionError(ValueError):
-    """A ``--cfg-options`` entry that would silently change nothing."""
+def check_sizes(cfg: Config) -> None:
+    """Raise a ValueError naming the first image size of ``cfg`` (pipelines, TTA, the data
+    preprocessor) that is not positive."""
 
+    def walk(value, where):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in _SIZE_KEYS:
+                    numbers = item if isinstance(item, (list, tuple)) else [item]
+                    if any(isinstance(n, (int, float)) and not isinstance(n, bool) and n <= 0
+                           for n in numbers):
+                        kind = f' ({value["type"]})' if 'type' in value else ''
+                        raise ValueError(f'{where}{kind}: {key}={item!r}; sizes must be '
+                                         'positive')
+                walk(item, f'{where}.{key}')
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f'{where}[{i}]')
 
-def refuse_parse_time_options(cfg: Config, options: dict, path: str) -> None:
-    """Refuse ``--cfg-options`` of a top-level variable that only served to build other
-    settings while the file was parsed (``image_size``, ``max_epochs``, ``data_root``, …):
-    changing it afterwards has no effect."""
-    from mmengine.runner import Runner
-    run_time = set(inspect.signature(Runner.__init__).parameters) | set(_RUN_TIME_KEYS)
-    for key, value in options.items():
-        top = key.split('.')[0]
-        if top in cfg and top not in run_time:
-            raise ConfigOptionError(
-                f'--cfg-options {key}={value}: {top!r} is a variable of {path} that was '
-                'used while the file was parsed (to build the model, pipelines or schedule), '
-                'so changing it now would change nothing. Set the settings built from it '
-                f'(e.g. model..., train_dataloader.dataset.pipeline...), or change {top} in a '
-                'copy of the config file')
+    for key in ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader',
+                'tta_pipeline', 'train_pipeline', 'test_pipeline'):
+        if key in cfg:
+            walk(cfg[key], key)
 
 
 def load_runner_config(args) -> Config:
@@ -99,13 +121,13 @@ def load_runner_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
-        refuse_parse_time_options(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = os.path.join('./work_dirs',
                                     os.path.splitext(os.path.basename(args.config))[0])
+    check_sizes(cfg)
     if args.launcher != 'none' and not torch.cuda.is_available():
         prepare_cpu_distributed(cfg)
     return cfg

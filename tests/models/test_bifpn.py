@@ -4,9 +4,8 @@ import torch
 from mmdet_efficientdet.models import BiFPNNeck
 from mmdet_efficientdet.models.layers import MaxPool2dSame, WeightedFusion
 from mmdet_efficientdet.models.necks import bifpn_topology, fpn_topology, pan_topology
-from mmdet_efficientdet.model_cfg import efficientdet_model
 
-from ..conftest import LEVELS, build, load_schema, num_params, schema_params
+from ..conftest import LEVELS, build, level_model, load_schema, num_params, schema_params
 
 
 def _features(in_channels, height, width, batch=2):  # BN in train mode needs batch > 1
@@ -16,7 +15,7 @@ def _features(in_channels, height, width, batch=2):  # BN in train mode needs ba
 
 @pytest.mark.parametrize('level', LEVELS)
 def test_param_count_equals_effdet_fpn(level):
-    neck = build(efficientdet_model(level)['neck'])
+    neck = build(level_model(level)['neck'])
     assert num_params(neck) == schema_params(load_schema(level), 'fpn.')
 
 
@@ -107,7 +106,7 @@ def test_max_pool_same_pads_with_minus_inf():
 
 
 def test_d7x_has_six_levels_and_checks_inputs():
-    neck = build(dict(efficientdet_model('d7x')['neck'], num_repeats=1, out_channels=16))
+    neck = build(dict(level_model('d7x')['neck'], num_repeats=1, out_channels=16))
     outs = neck(_features([80, 224, 640], 128, 128))
     assert len(outs) == 6 and outs[-1].shape[-1] == 1
     with pytest.raises(ValueError, match='expects 3 inputs'):

@@ -6,10 +6,9 @@ import torch
 from mmengine.config import Config
 
 from mmdet_efficientdet.converters import ConversionError
-from mmdet_efficientdet.model_cfg import efficientdet_model
 from mmdet_efficientdet.models import BiFPNNeck, TFEfficientNet
 
-from ..conftest import ROOT, build
+from ..conftest import ROOT, build, level_model
 from .test_backbone import _timm_state_dict
 
 
@@ -45,7 +44,7 @@ def test_neck_is_glorot_uniform_with_tf_fans():
 
 
 def test_head_is_fan_in_normal_with_the_prior_bias():
-    model = _init(build(efficientdet_model('d0', num_classes=80)))
+    model = _init(build(level_model('d0', num_classes=80)))
     head = model.bbox_head
     assert head.cls_convs[0].depthwise.conv.weight.std().item() == pytest.approx(1 / 3, rel=0.1)
     assert head.reg_convs[1].pointwise.conv.weight.std().item() == pytest.approx(1 / 8, rel=0.05)
@@ -57,18 +56,18 @@ def test_head_is_fan_in_normal_with_the_prior_bias():
 
 
 def test_whole_detector_checkpoint_is_not_undone_by_init(tmp_path):
-    source = _init(build(efficientdet_model('d0', num_classes=3)), seed=1)
+    source = _init(build(level_model('d0', num_classes=3)), seed=1)
     with torch.no_grad():
         source.bbox_head.conv_cls.pointwise.conv.bias.fill_(0.25)
     path = str(tmp_path / 'det.pth')
     torch.save(dict(state_dict=source.state_dict()), path)
-    cfg = efficientdet_model('d0', num_classes=3)
+    cfg = level_model('d0', num_classes=3)
     cfg['init_cfg'] = dict(type='Pretrained', checkpoint=path)
     model = _init(build(cfg), seed=2)
     for key, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
     # the head alone, from the same file
-    cfg = efficientdet_model('d0', num_classes=3)
+    cfg = level_model('d0', num_classes=3)
     cfg['bbox_head']['init_cfg'] = dict(type='Pretrained', checkpoint=path, prefix='bbox_head')
     model = _init(build(cfg), seed=2)
     assert model.bbox_head.conv_cls.pointwise.conv.bias.eq(0.25).all()
@@ -92,7 +91,7 @@ def test_imagenet_backbone_from_a_local_timm_file(tmp_path):
 
 
 def test_pretrained_prefix_follows_mmengine(tmp_path):
-    detector = _init(build(efficientdet_model('d0', num_classes=3)), seed=3)
+    detector = _init(build(level_model('d0', num_classes=3)), seed=3)
     path = str(tmp_path / 'det.pth')
     torch.save(dict(state_dict=detector.state_dict()), path)
     for prefix in ('backbone', 'backbone.'):

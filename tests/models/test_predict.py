@@ -11,9 +11,8 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
 
 from mmdet_efficientdet.converters import convert_effdet_checkpoint, convert_effdet_state_dict
-from mmdet_efficientdet.model_cfg import efficientdet_model, efficientdet_pipelines
 
-from ..conftest import FIXTURES, ROOT, build, needs_fixtures
+from ..conftest import FIXTURES, HARD_NMS, ROOT, build, level_model, needs_fixtures
 
 D0_CONFIG = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py')
 
@@ -24,8 +23,10 @@ def _load_predict_fixture(level):
     return torch.load(osp.join(FIXTURES, name), weights_only=True)
 
 
-def _fixture_model(fixture, level, **kwargs):
-    model = build(efficientdet_model(level, num_classes=90, **kwargs)).eval()
+def _fixture_model(fixture, level, nms=HARD_NMS):
+    """The level's model (effdet's DetBenchPredict selection: hard NMS unless ``nms``)
+    with the fixture's weights."""
+    model = build(level_model(level, num_classes=90, nms=nms)).eval()
     model.load_state_dict(convert_effdet_state_dict(fixture['state_dict'], 90))
     return model
 
@@ -34,7 +35,7 @@ def _pipeline_metainfo(fixture):
     """The metainfo our test pipeline gives the fixture's image: a 700×420 image resized to fit
     the fixture's 384×256 input (the level's pipeline with that input size)."""
     width, height = fixture['predict_orig_size_wh']
-    _, pipeline = efficientdet_pipelines(512)
+    pipeline = Config.fromfile(D0_CONFIG).test_pipeline
     pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
     input_h, input_w = fixture['input'].shape[-2:]
     resize = next(t for t in pipeline if t['type'] == 'EfficientDetResize')
@@ -102,8 +103,9 @@ def test_soft_nms_keeps_overlaps_with_decayed_scores():
     fixture = _load_predict_fixture('d0')
     sample = _pipeline_metainfo(fixture)
     results = {}
+    soft_nms = Config.fromfile(D0_CONFIG).model.test_cfg.nms  # the COCO configs' default
     for soft in (False, True):
-        model = _fixture_model(fixture, 'd0', soft_nms=soft)
+        model = _fixture_model(fixture, 'd0', nms=soft_nms if soft else HARD_NMS)
         model.bbox_head.test_cfg['max_per_img'] = 1000  # so that decayed overlaps stay in
         with torch.no_grad():
             results[soft] = model.predict(fixture['input'], [sample])[0].pred_instances
@@ -131,7 +133,8 @@ def _images(tmp_path):
 def _converted_d0(tmp_path):
     needs_fixtures('tf_efficientdet_d0.predict.pth')
     path = str(tmp_path / 'd0.pth')
-    convert_effdet_checkpoint(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), path, 'd0')
+    convert_effdet_checkpoint(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), path,
+                              Config.fromfile(D0_CONFIG).model)
     return path
 
 
@@ -139,7 +142,9 @@ def _converted_d0(tmp_path):
 def test_inference_detector_boxes_stay_inside_the_image(weights, tmp_path):
     register_all_modules()
     checkpoint = _converted_d0(tmp_path) if weights == 'converted' else None
-    model = init_detector(Config.fromfile(D0_CONFIG), checkpoint, device='cpu')
+    cfg = Config.fromfile(D0_CONFIG)
+    cfg.model.backbone.init_cfg = None  # no download: random or converted weights
+    model = init_detector(cfg, checkpoint, device='cpu')
     for (width, height), image in _images(tmp_path):
         result = inference_detector(model, image)
         boxes = result.pred_instances.bboxes

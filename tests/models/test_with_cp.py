@@ -2,14 +2,12 @@
 results: identical outputs and gradients."""
 import torch
 
-from mmdet_efficientdet.model_cfg import efficientdet_model
-
-from ..conftest import build
+from ..conftest import build, level_model
 
 
 def _outputs_and_grads(with_cp, state=None):
     torch.manual_seed(0)
-    model = build(efficientdet_model('d0', num_classes=3, with_cp=with_cp))  # drop path on
+    model = build(level_model('d0', num_classes=3, with_cp=with_cp, drop_path_rate=0.2))
     if state is not None:
         model.load_state_dict(state)
     model.train()

@@ -17,14 +17,6 @@ from ...utils.misc import check_choice
 from ..layers import conv_padding
 
 
-def squeeze_excite(channels: int, squeeze_channels: int, act_cfg: dict) -> SELayer:
-    """mmdet's ``SELayer`` gating ``channels`` through ``squeeze_channels`` (EfficientNet
-    counts the squeeze width from the block's input channels, not the gated ones)."""
-    # SELayer's width is int(channels / ratio): the 0.5 makes it squeeze_channels exactly
-    return SELayer(channels, channels / (squeeze_channels + 0.5),
-                   act_cfg=(act_cfg, dict(type='Sigmoid')))
-
-
 class MBConvBlock(nn.Module):
     """Mobile inverted bottleneck with squeeze-excite (EfficientNet's block).
 
@@ -54,8 +46,11 @@ class MBConvBlock(nn.Module):
             mid_channels, mid_channels, spec.kernel_size, stride=spec.stride, padding=padding,
             groups=mid_channels, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
             act_cfg=act_cfg)
-        self.se = (squeeze_excite(mid_channels, max(1, int(spec.in_channels * se_ratio)),
-                                  act_cfg) if se_ratio > 0 else nn.Identity())
+        # mmdet's SELayer squeezes to int(mid_channels / ratio); EfficientNet counts the
+        # squeeze width from the block's input channels: int(in_channels * se_ratio)
+        self.se = (SELayer(mid_channels, ratio=spec.expand_ratio / se_ratio,
+                           act_cfg=(act_cfg, dict(type='Sigmoid')))
+                   if se_ratio > 0 else nn.Identity())
         self.project_conv = ConvModule(mid_channels, spec.out_channels, 1, bias=False,
                                        norm_cfg=norm_cfg, act_cfg=None)
         self.has_skip = spec.stride == 1 and spec.in_channels == spec.out_channels
@@ -88,17 +83,21 @@ class TFEfficientNet(BaseModule):
             levels 0…k-1 (parameters not trained, norms in eval mode). Default: -1.
         pad_type (str): ``'same'`` (TF SAME, needed by the official weights) or
             ``'symmetric'``. Default: ``'same'``.
-        drop_path_rate (float): Drop-path rate of the last block, rising linearly from 0.
-            Default: 0.2.
+        drop_path_rate (float): Drop-path rate, as timm's: block ``i`` of ``n`` drops its
+            residual branch with probability ``drop_path_rate * i / n`` (0 for the first
+            block; the last gets slightly less than ``drop_path_rate``). Default: 0.2.
         norm_cfg (dict): Norm config. Default: BN with eps 1e-3, momentum 0.01.
         act_cfg (dict, optional): Activation. Default: the family's (Swish ``SiLU``; Lite:
             ``ReLU6``).
         norm_eval (bool): Keep norm layers in eval mode while training. Default: False.
         with_cp (bool): Activation checkpointing per block. Default: False.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)`` loads weights in
-            our naming, timm's ``tf_efficientnet_bX`` naming (the ImageNet release files) or
-            effdet's ``backbone.*``; ``prefix`` as mmengine's (``'backbone'`` takes the
-            ``backbone.*`` keys of a detector checkpoint). Default: the reference's
+            our naming, timm's ``tf_efficientnet_bX`` naming (the ImageNet release files),
+            ``efficientnet_pytorch``'s (its B0–B7 files, the Lite0–2 packages' files) or
+            effdet's ``backbone.*``; ``checkpoint`` is a path, a URL or ``pkg://PACKAGE/PATH``
+            (a file inside an installed Python package); ``prefix`` as mmengine's
+            (``'backbone'`` takes the ``backbone.*`` keys of a detector checkpoint). A file of
+            another arch is refused, naming the arch it holds. Default: the reference's
             initialisation from scratch (TF variance scaling, fan-out per group, BN 1/0).
     """
 

@@ -4,8 +4,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn as fuse_conv_and_norm
+from mmcv.cnn import build_activation_layer, build_norm_layer, fuse_conv_bn
 from mmcv.ops import batched_nms
 from mmdet.models.dense_heads import AnchorHead
 from mmdet.registry import MODELS
@@ -127,7 +126,8 @@ class EfficientDetHead(AnchorHead):
             setattr(self, f'{name}_convs', nn.ModuleList([
                 nn.ModuleList([
                     nn.Sequential(conv.depthwise,
-                                  fuse_conv_and_norm(copy.deepcopy(conv.pointwise.conv), norm))
+                                  fuse_conv_bn(nn.Sequential(copy.deepcopy(conv.pointwise.conv),
+                                                             norm))[0])
                     for norm in level_norms
                 ]) for conv, level_norms in zip(convs, norms)
             ]))

@@ -5,7 +5,11 @@ from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
 
-from ..layers.static_padding import fold_bn_and_fix_padding
+
+# The weights whose shape follows the class count: what mmengine's loaders skip (with a
+# warning) when a checkpoint of other classes is fine-tuned, as for any mmdet detector.
+CLASS_LAYER_KEYS = ('bbox_head.conv_cls.pointwise.conv.weight',
+                    'bbox_head.conv_cls.pointwise.conv.bias')
 
 
 class CheckpointMismatchError(ValueError):
@@ -14,8 +18,10 @@ class CheckpointMismatchError(ValueError):
 
 def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: bool) -> None:
     """Refuse a checkpoint that would leave ``model`` partly random: a weight of another
-    shape (first one named, with both shapes), or no weight of the model's at all. With
-    ``partial``, mismatched weights are removed from ``state_dict`` and listed instead."""
+    shape outside the class layer (first one named, with both shapes: a checkpoint of another
+    level), or no weight of the model's at all. Class-layer weights of another shape (a
+    checkpoint of other classes) are left to mmengine, which skips them with a warning. With
+    ``partial``, any mismatched weights are removed from ``state_dict`` and listed."""
     own = model.state_dict()
     mismatched = [(key, tuple(state_dict[key].shape), tuple(value.shape))
                   for key, value in own.items()
@@ -25,6 +31,8 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
             f'no weight of the checkpoint belongs to this {type(model).__name__} (its first is '
             f'{next(iter(state_dict))!r}, the model\'s {next(iter(own))!r}): a checkpoint of '
             'another model, or an effdet/timm file not yet converted (tools/convert_weights.py)')
+    if not partial:
+        mismatched = [m for m in mismatched if m[0] not in CLASS_LAYER_KEYS]
     if not mismatched:
         return
     if not partial:
@@ -32,8 +40,8 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
         more = f' (and {len(mismatched) - 1} more)' if len(mismatched) > 1 else ''
         raise CheckpointMismatchError(
             f'the checkpoint does not fit this model: {key} is {theirs} in the checkpoint but '
-            f'{ours} in the model{more}. Is it of another level or class count? To fine-tune '
-            'from it, set model.partial_load=True (weights that do not fit are then skipped)')
+            f'{ours} in the model{more}: a checkpoint of another level or architecture. To '
+            'take what fits anyway, set model.partial_load=True (the rest is skipped)')
     for key, _, _ in mismatched:
         del state_dict[key]
     MMLogger.get_current_instance().warning(
@@ -48,18 +56,20 @@ class EfficientDetector(SingleStageDetector):
 
     A plain mmdet single-stage detector that holds BN, whatever process builds it (the
     paper's SyncBN is the runner's business: ``sync_bn = 'torch'`` in the config), refuses
-    checkpoints that do not fit it, and can switch to a deploy form.
+    checkpoints of another level, and can switch to a deploy form.
 
     Args:
-        channels_last (bool): Keep weights and activations in channels-last memory format,
-            which makes the depthwise convs much faster on CPUs (1.3x per training step for
-            the demo) and suits tensor cores. Same results up to float rounding.
-            Default: False.
+        channels_last (bool): While training, keep weights and activations in channels-last
+            memory format, which makes the depthwise convs' backward much faster on CPUs
+            (1.3x per training step for the demo) and suits tensor cores. In eval mode the
+            model is contiguous again (as fast for inference here, and bit-equal to the
+            reference's outputs). Default: False.
         partial_load (bool): Weights of a checkpoint whose shapes do not fit this model are
-            skipped (and listed in the log) instead of refused: for fine-tuning from a
-            checkpoint trained on other classes. Default False: loading a checkpoint of
-            another level or class count (test, ``load_from``, ``init_detector``, infer)
-            raises an error naming the first such weight and both shapes.
+            skipped (and listed in the log) instead of refused. Default False: a checkpoint
+            of other classes loads as into any mmdet model (mmengine skips the class layer
+            with a warning: ``load_from`` fine-tuning), and one of another level or
+            architecture (test, ``load_from``, ``init_detector``, infer) raises an error
+            naming the first weight that does not fit and both shapes.
         *args, **kwargs: ``SingleStageDetector`` arguments (backbone, neck, bbox_head, ...).
     """
 
@@ -68,8 +78,13 @@ class EfficientDetector(SingleStageDetector):
         super().__init__(*args, **kwargs)
         self.partial_load = partial_load
         self.channels_last = channels_last
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> 'EfficientDetector':
+        super().train(mode)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last if mode else torch.contiguous_format)
+        return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # called first, with the whole checkpoint, by torch's and mmengine's loaders alike
@@ -91,7 +106,7 @@ class EfficientDetector(SingleStageDetector):
                 'batch_sampler drops a last batch of one) or with larger images') from error
 
     def extract_feat(self, batch_inputs: torch.Tensor):
-        if self.channels_last:
+        if self.channels_last and self.training:
             batch_inputs = batch_inputs.contiguous(memory_format=torch.channels_last)
         return super().extract_feat(batch_inputs)
 
@@ -102,9 +117,8 @@ class EfficientDetector(SingleStageDetector):
         conv per level), and, for a fixed ``input_size`` (H, W) of the batch, TF "same"
         padding made static. Then the model takes only that input size. Irreversible.
         """
+        from ...deploy.static_padding import fold_bn_and_fix_padding
         self.eval()
         self.bbox_head.switch_to_deploy()  # its per-level BNs follow no conv of their own
         fold_bn_and_fix_padding(self, input_size)
-        if self.channels_last:
-            self.to(memory_format=torch.channels_last)
         self.deploy = True

@@ -3,7 +3,7 @@ fans ignore ``groups``: a depthwise 3×3 conv of C channels gets fan-out 9·C th
 import math
 
 import torch.nn as nn
-from mmengine.model.weight_init import BaseInit, _get_bases_name, update_init_info
+from mmengine.model.weight_init import BaseInit, update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
 from ...utils.misc import check_choice
@@ -57,7 +57,8 @@ class VarianceScalingInit(BaseInit):
             if not isinstance(m, nn.Conv2d):
                 return
             # layer names match the class or its direct bases, as in mmengine's initialisers
-            if self.wholemodule or set(self.layer) & {type(m).__name__, *_get_bases_name(m)}:
+            names = {type(m).__name__, *(base.__name__ for base in type(m).__bases__)}
+            if self.wholemodule or set(self.layer) & names:
                 self.init_conv(m)
 
         module.apply(init)

@@ -10,7 +10,7 @@ from mmcv.cnn import fuse_conv_bn
 from mmcv.cnn.bricks import Conv2dAdaptivePadding
 from mmengine.model import revert_sync_batchnorm
 
-from .padding import MaxPool2dSame, same_pad_amounts
+from ..models.layers.padding import MaxPool2dSame, same_pad_amounts
 
 
 def _pads(size: Tuple[int, int], kernel: Tuple[int, int], stride: Tuple[int, int],
@@ -26,7 +26,8 @@ def _static_conv(conv: Conv2dAdaptivePadding, size: Tuple[int, int]) -> nn.Modul
     symmetric = left == right and top == bottom
     static = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                        (top, left) if symmetric else 0, conv.dilation, conv.groups,
-                       conv.bias is not None)
+                       conv.bias is not None, device=conv.weight.device,
+                       dtype=conv.weight.dtype)
     static.load_state_dict(conv.state_dict())
     return static if symmetric else nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), static)
 
@@ -111,9 +112,10 @@ def _traceable_conv(child: nn.Module) -> Optional[nn.Module]:
         return None
     traced = Conv2dSameTraced(child.in_channels, child.out_channels, child.kernel_size,
                               child.stride, 0, child.dilation, child.groups,
-                              child.bias is not None)
+                              child.bias is not None, device=child.weight.device,
+                              dtype=child.weight.dtype)
     traced.load_state_dict(child.state_dict())
-    return traced.to(child.weight.device)
+    return traced
 
 
 def make_padding_traceable(model: nn.Module) -> int:

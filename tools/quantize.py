@@ -1,0 +1,118 @@
+"""int8 post-training quantization of a detector of ours for CPU inference.
+
+    python tools/quantize.py CONFIG CHECKPOINT --out model_int8.xml [--backend openvino]
+        [--calib-images 300] [--calib-split train] [--fp32-layers PATTERN ...] [--force]
+
+The model is exported as tools/export_onnx.py --detections exports it (deploy form, the
+reference's selection in the graph, the config's input size), then quantized: per-channel
+int8 weights, int8 activations calibrated on the first --calib-images images of the config's
+--calib-split dataset, preprocessed as the test pipeline does. --backend openvino (NNCF)
+writes an OpenVINO IR (.xml + .bin); --backend onnxruntime (onnxruntime.quantization) an
+ONNX file with QDQ nodes. Layers whose names contain a --fp32-layers pattern stay in float.
+The fp32 ONNX file is kept beside the output (<out>.fp32.onnx). Measure what it costs with
+tools/test.py CONFIG --backend openvino --model model_int8.xml (val mAP), and how fast it is
+with tools/benchmark.py latency.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+import torch
+from mmdet.registry import DATASETS, MODELS
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.runner import load_checkpoint
+
+import mmdet_efficientdet  # noqa: F401  (registers our components)
+from mmdet_efficientdet.deploy import BACKENDS, export_onnx
+from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
+from mmdet_efficientdet.utils.anchor_fit import input_size
+from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.utils.dataset_check import dataset_configs
+from mmdet_efficientdet.utils.tool_errors import run_tool
+
+SUFFIX = {'openvino': '.xml', 'onnxruntime': '.onnx'}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint (tools/train.py or convert_weights.py)')
+    parser.add_argument('--out', required=True, help='int8 model to write (.xml for '
+                        'openvino, .onnx for onnxruntime)')
+    parser.add_argument('--backend', default='openvino',
+                        help=f'quantization and runtime: {", ".join(BACKENDS)}')
+    parser.add_argument('--calib-images', type=int, default=300, help='calibration images')
+    parser.add_argument('--calib-split', default='train', choices=['train', 'val', 'test'],
+                        help="the config's dataset the calibration images come from")
+    parser.add_argument('--fp32-layers', nargs='*', default=[],
+                        help='name patterns of layers kept in float')
+    parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
+    return parser.parse_args(argv)
+
+
+def calibration_batches(cfg: Config, model, split: str, count: int):
+    """``count`` preprocessed inputs (1, 3, H, W) of the config's ``split`` images, through
+    the test pipeline and the model's data preprocessor, padded to the export size."""
+    dataset_cfg = dataset_configs(cfg).get(split)
+    if dataset_cfg is None:
+        raise ValueError(f'--calib-split {split}: the config has no {split}_dataloader '
+                         'dataset to calibrate on')
+    dataset = DATASETS.build(dict(dataset_cfg, pipeline=cfg.test_dataloader.dataset.pipeline,
+                                  test_mode=True))
+    if len(dataset) == 0:
+        raise ValueError(f'--calib-split {split}: the dataset of {dataset_cfg.get("ann_file")} '
+                         'holds no image to calibrate on')
+    size = input_size(cfg.model)
+    for index in range(min(count, len(dataset))):
+        batch = model.data_preprocessor(pseudo_collate([dataset[index]]), training=False)
+        inputs = batch['inputs']
+        padded = inputs.new_zeros((1, 3, *size))
+        padded[..., :inputs.shape[-2], :inputs.shape[-1]] = inputs
+        yield padded.numpy()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.backend not in BACKENDS:
+        sys.exit(f'quantize: unknown --backend {args.backend!r}; valid choices: '
+                 f'{", ".join(BACKENDS)}')
+    if args.calib_images < 1:
+        sys.exit(f'quantize: --calib-images {args.calib_images} must be 1 or more')
+    if not args.out.endswith(SUFFIX[args.backend]):
+        sys.exit(f'quantize: --out {args.out}: a {args.backend} model is a '
+                 f'{SUFFIX[args.backend]} file')
+    if osp.exists(args.out) and not args.force:
+        sys.exit(f'quantize: {args.out} exists; pass --force to overwrite it')
+    folder = osp.dirname(osp.abspath(args.out))
+    if not osp.isdir(folder):
+        sys.exit(f'quantize: the folder of --out {args.out} does not exist ({folder})')
+    enable_tool_checkpoints()
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    size = input_size(cfg.model)
+    if size is None:
+        sys.exit('quantize: the config pads to no fixed size (BatchFixedSizePad); int8 models '
+                 'are exported at one size')
+    cfg.model.test_cfg.nms = dict(type='nms', iou_threshold=0.5)  # ONNX NonMaxSuppression
+    cfg.model.backbone.pop('init_cfg', None)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    model.eval()
+    batches = list(calibration_batches(cfg, model, args.calib_split, args.calib_images))
+    fp32 = osp.splitext(args.out)[0] + '.fp32.onnx'
+    with torch.no_grad():
+        export_onnx(model, fp32, size, 1, detections=True)
+    quantize = quantize_openvino if args.backend == 'openvino' else quantize_onnxruntime
+    quantize(fp32, args.out, batches, args.fp32_layers)
+    kept = f', layers kept in float: {", ".join(args.fp32_layers)}' if args.fp32_layers else ''
+    print(f'wrote {args.out}: int8 ({args.backend}), calibrated on {len(batches)} '
+          f'{args.calib_split} images at {size[1]}x{size[0]}{kept}; fp32 export: {fp32}')
+
+
+if __name__ == '__main__':
+    run_tool(main, 'quantize.py')
