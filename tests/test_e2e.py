@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_overlaps
 from mmengine.runner import Runner
 from PIL import Image
 from pycocotools.coco import COCO
 
 from mmdet_efficientdet.utils.synthetic import CLASSES, make_synthetic_coco
 
-from .conftest import PYTHON, ROOT, call_tool, error_line, run_tool, tiny_config, train_losses
+from .conftest import (PYTHON, ROOT, call_tool, error_line, load_tool, run_tool, tiny_config,
+                       train_losses)
 
 
 @pytest.fixture(scope='module')
@@ -105,6 +108,51 @@ def test_test_tool_with_mmdets_options(trained, tmp_path, capsys):
     assert set(results.getImgIds()) <= set(coco.getImgIds()) and len(results.anns) > 0
     drawn = [f for r, _, fs in os.walk(tmp_path / 'tta') for f in fs if f.endswith('.png')]
     assert len(drawn) == len(coco.getImgIds())
+
+
+def test_int8_model_agrees_with_fp32_and_bad_input_is_refused(trained, tiny_data, tmp_path,
+                                                                capsys):
+    """tools/quantize.py (NNCF for OpenVINO) on the trained tiny model: its int8 detections on
+    the val images are those of the fp32 export (same class, IoU >= 0.5) for most of the
+    confident fp32 boxes; wrong requests end in one line, before any work, writing nothing."""
+    from mmdet_efficientdet.deploy import runtime_session
+    cfg, work_dir, _ = trained
+    checkpoint = osp.join(work_dir, 'epoch_12.pth')
+    out = tmp_path / 'int8.xml'
+    for extra, message in ((['--backend', 'tensorrt'], "unknown --backend 'tensorrt'; valid "
+                            'choices: onnxruntime, openvino'),
+                           (['--calib-images', '0'], '--calib-images 0 must be 1 or more')):
+        assert call_tool('quantize', cfg, checkpoint, '--out', out, *extra) == 1
+        assert message in error_line(capsys)
+    empty = tmp_path / 'empty.json'
+    empty.write_text('{"images": [], "annotations": [], "categories": []}')
+    no_images = tiny_config(tmp_path, tiny_data)
+    no_images_cfg = Config.fromfile(no_images)
+    no_images_cfg.train_dataloader.dataset.ann_file = str(empty)
+    no_images_cfg.dump(no_images)
+    assert call_tool('quantize', no_images, checkpoint, '--out', out) == 1
+    assert 'EmptyDatasetError' in (line := error_line(capsys)) and 'holds no image' in line
+    with pytest.raises(SystemExit, match="unknown --backend 'tensorrt'"):
+        load_tool('export_onnx').main([cfg, checkpoint, '--out', str(tmp_path / 'm.onnx'),
+                                       '--backend', 'tensorrt'])
+    assert sorted(os.listdir(tmp_path)) == sorted(['empty.json', osp.basename(no_images)])
+
+    assert call_tool('quantize', cfg, checkpoint, '--out', out, '--calib-images', '8') == 0
+    fp32 = runtime_session(str(tmp_path / 'int8.fp32.onnx'), 'onnxruntime')
+    int8 = runtime_session(str(out), 'openvino')
+    tool = load_tool('quantize')
+    model_cfg = Config.fromfile(cfg)
+    model = MODELS.build(model_cfg.model)
+    confident = reproduced = 0
+    for inputs in tool.calibration_batches(model_cfg, model, 'val', 4):
+        (dets_a, labels_a), (dets_b, labels_b) = fp32(inputs), int8(inputs)
+        keep = dets_a[0, :, 4] >= 0.5 * dets_a[0, :, 4].max()
+        for box, label in zip(dets_a[0][keep], labels_a[0][keep]):
+            same = dets_b[0][labels_b[0] == label]
+            confident += 1
+            reproduced += bool(len(same)) and bbox_overlaps(
+                torch.from_numpy(box[None, :4]), torch.from_numpy(same[:, :4])).max() >= 0.5
+    assert confident >= 4 and reproduced >= 0.8 * confident, (reproduced, confident)
 
 
 def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):
