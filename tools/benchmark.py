@@ -72,7 +72,7 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     the model. End to end: resized uint8 images → the data preprocessor → final detections
     (hard NMS, as the exported graph has it). 'reference-export' is the same network as an
     effdet user exports it (no deploy form: BN separate, padding computed at run time), in
-    its best runtime here: the bar of the issue's targets."""
+    onnxruntime and OpenVINO (fp32 and the bf16 hint): the bar to compare with."""
     from mmdet.structures import DetDataSample
 
     from mmdet_efficientdet.deploy import export_onnx, runtime_session
@@ -135,11 +135,13 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
         return (lambda: net(inputs.numpy())), (lambda: e2e(preprocessed()))
 
     def reference_rows():
-        best = []
-        for backend in ('onnxruntime', 'openvino'):
-            run = runtime_session(exported('reference'), backend, torch.get_num_threads())
-            best.append(lambda run=run: run(inputs.numpy()))
-        return best  # timed by the caller; the faster one is reported
+        runs = []
+        for backend, precision in (('onnxruntime', 'fp32'), ('openvino', 'fp32'),
+                                   ('openvino', 'bf16')):
+            run = runtime_session(exported('reference'), backend, torch.get_num_threads(),
+                                  precision)
+            runs.append(lambda run=run: run(inputs.numpy()))
+        return runs
 
     rows = []
     for name in names:
@@ -160,9 +162,10 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
         elif name == 'onnxruntime-int8':
             rows.append(('onnxruntime int8 (QDQ)', *runtime_rows('onnxruntime', int8=True)))
         elif name == 'reference-export':
-            ort, ov = reference_rows()
+            ort, ov, ov_bf16 = reference_rows()
             rows.append(('reference export, onnxruntime', ort, None))
             rows.append(('reference export, openvino', ov, None))
+            rows.append(('reference export, openvino bf16', ov_bf16, None))
     return rows
 
 
