@@ -11,7 +11,7 @@ $(VENV)/.installed: requirements.txt setup.cfg setup.py tools/setup_env.sh
 	VENV=$(VENV) bash tools/setup_env.sh
 
 test: env
-	$(PY) -m pytest -q --durations=10 tests
+	$(PY) -m pytest -q --durations=10 -n 2 --dist loadfile tests
 
 demo: env
 	PYTHON=$(PY) bash tools/demo.sh

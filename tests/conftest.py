@@ -28,6 +28,12 @@ HARD_NMS = dict(type='nms', iou_threshold=0.5)
 
 register_all_modules(init_default_scope=True)
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs two worker processes on the 2 cores: a thread each, and for the tools
+    # that tests start in processes of their own
+    torch.set_num_threads(1)
+    os.environ['OMP_NUM_THREADS'] = '1'
+
 
 def _memoized_format_code():
     """mmengine formats a config's text with yapf each time it logs, dumps or saves it into a
