@@ -57,7 +57,13 @@ def test_parity_with_effdet(level):
     tf_deltas = fixture['box_deltas_flat_tytxthtw'][index]
     assert (deltas - tf_deltas[:, [1, 0, 3, 2]]).abs().max() <= 1e-4
     boxes = head.bbox_coder.decode(anchors, deltas)
-    assert (boxes - fixture['decoded_boxes_xyxy'][index]).abs().max() <= 1e-2
+    reference = fixture['decoded_boxes_xyxy'][index]
+    # decoding scales the deltas' float error (<= 1e-4 above) by the box size: random Lite
+    # weights give boxes of up to ~3700 px, whose corners then move by up to ~0.07 px with
+    # the arithmetic order of another thread count
+    size = torch.maximum(reference[:, 2] - reference[:, 0],
+                         reference[:, 3] - reference[:, 1]).abs()[:, None]
+    assert ((boxes - reference).abs() <= 1e-2 + 2e-4 * size).all()
 
 
 def test_80_class_conversion_keeps_the_kept_classes_logits():
