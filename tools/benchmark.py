@@ -135,13 +135,14 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
         return (lambda: net(inputs.numpy())), (lambda: e2e(preprocessed()))
 
     def reference_rows():
-        runs = []
+        rows = []
         for backend, precision in (('onnxruntime', 'fp32'), ('openvino', 'fp32'),
                                    ('openvino', 'bf16')):
             run = runtime_session(exported('reference'), backend, torch.get_num_threads(),
                                   precision)
-            runs.append(lambda run=run: run(inputs.numpy()))
-        return runs
+            label = f'reference export, {backend}' + (' bf16' if precision == 'bf16' else '')
+            rows.append((label, lambda run=run: run(inputs.numpy()), None))
+        return rows
 
     rows = []
     for name in names:
@@ -162,10 +163,7 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
         elif name == 'onnxruntime-int8':
             rows.append(('onnxruntime int8 (QDQ)', *runtime_rows('onnxruntime', int8=True)))
         elif name == 'reference-export':
-            ort, ov, ov_bf16 = reference_rows()
-            rows.append(('reference export, onnxruntime', ort, None))
-            rows.append(('reference export, openvino', ov, None))
-            rows.append(('reference export, openvino bf16', ov_bf16, None))
+            rows.extend(reference_rows())
     return rows
 
 
