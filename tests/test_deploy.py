@@ -128,6 +128,37 @@ def test_onnx_detections_equal_predict(dynamic, tmp_path):
                                torch.from_numpy(labels[image])) == (len(ref), len(ref))
 
 
+def test_graph_selection_drops_what_ranks_beyond_nms_pre(monkeypatch):
+    """The graph's NMS runs over a superset of the nms_pre best pairs; with nms_pre=60 the
+    reference keeps fewer than max_per_img boxes, and so must the graph (it would keep more
+    of the superset were the boxes ranked beyond nms_pre not dropped). The superset is made
+    loose here (its first bound only) so that it holds many more than 60."""
+    from mmdet_efficientdet.models.dense_heads import efficientdet_head
+    loose = efficientdet_head.pairs_above_bound
+    monkeypatch.setattr(efficientdet_head, 'pairs_above_bound',
+                        lambda *args: loose(*args, bins=()))
+    model = _model('d0', num_classes=20)
+    model.bbox_head.test_cfg.nms = dict(HARD_NMS)
+    model.bbox_head.test_cfg.nms_pre = 60
+    inputs = torch.randn(2, 3, 128, 128)
+    shape = tuple(inputs.shape[-2:])
+    samples = [DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1, 1),
+                                           batch_input_shape=shape)) for _ in range(2)]
+    with torch.no_grad():
+        expected = model.predict(inputs, samples, rescale=False)
+        head = model.bbox_head
+        superset = head.decode_topk_all_levels(*head(model.extract_feat(inputs)), 60,
+                                               [shape] * 2, superset=True)
+        dets, labels = DetectorForExport(model, detections=True)(inputs)
+    for image, sample in enumerate(expected):
+        ref = sample.pred_instances
+        assert len(superset[image][0]) > 100 > len(ref)
+        ref_dets = torch.cat([ref.bboxes, ref.scores[:, None]], 1)
+        assert (labels[image] >= 0).sum() == len(ref)
+        assert same_detections(ref_dets, ref.labels, dets[image],
+                               labels[image]) == (len(ref), len(ref))
+
+
 def test_onnx_detections_need_the_reference_selection():
     model = build(level_model('d0'))  # the COCO configs' soft-NMS
     with pytest.raises(ValueError, match="nms=dict\\(type='nms'"):

@@ -62,14 +62,19 @@ class DetectorForExport(nn.Module):
         if not self.detections:
             return tuple(cls_scores) + tuple(bbox_preds)
         extent = tuple(inputs.shape[-2:])
+        # a superset of the nms_pre best pairs, a few more than nms_pre (a top-k of 5000 took
+        # more than the rest of the selection in the CPU runtimes): NMS over them, then what
+        # ranks beyond the nms_pre best is dropped. NMS decides each box by the higher-scored
+        # ones only, so the boxes kept among the nms_pre best are the reference's.
         candidates = head.decode_topk_all_levels(cls_scores, bbox_preds, self.nms_pre,
-                                                 [extent] * inputs.shape[0])
+                                                 [extent] * inputs.shape[0], superset=True)
         dets, labels = [], []
         for boxes, scores, classes in candidates:
             # one NMS over all classes: boxes of different classes moved apart (mmcv's way)
             offsets = classes.to(boxes) * (boxes.max() + 1)
             keep = NonMaxSuppression.apply(boxes + offsets[:, None], scores, self.iou_threshold,
                                            self.max_per_img)
+            keep = keep[scores[keep] >= _kth_best(scores, self.nms_pre)]
             found = torch.cat([boxes[keep], scores[keep, None]], 1)
             dets.append(torch.cat([found, found.new_zeros(self.max_per_img, 5)])
                         [:self.max_per_img])
@@ -82,6 +87,14 @@ class DetectorForExport(nn.Module):
             return OUTPUT_NAMES_DETECTIONS
         levels = range(self.model.bbox_head.prior_generator.num_levels)
         return [f'cls_score_{i}' for i in levels] + [f'bbox_pred_{i}' for i in levels]
+
+
+def _kth_best(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th best of ``scores`` (their lowest when there are k or fewer), as the
+    (n - k + 1)-th lowest: a top-k of the few values of a superset beyond k."""
+    num = scores.shape[0]
+    fewest = (num - k + 1).clamp(min=1) if isinstance(num, torch.Tensor) else max(num - k + 1, 1)
+    return scores.topk(fewest, largest=False).values.max()
 
 
 def switch_to_deploy(model: nn.Module, input_size: Optional[Tuple[int, int]]) -> None:
@@ -112,7 +125,9 @@ def export_onnx(model: nn.Module, path: str, input_shape: Tuple[int, int], batch
     if dynamic:
         make_padding_traceable(model)
     wrapper = DetectorForExport(model, detections).eval()
-    dummy = torch.zeros(batch_size, 3, *input_shape)
+    # not zeros: every anchor of a blank input ties, and the traced run's NMS (mmcv's) would
+    # take a superset of the candidates that holds all of them
+    dummy = torch.randn(batch_size, 3, *input_shape, generator=torch.Generator().manual_seed(0))
     axes = {2: 'height', 3: 'width'} if detections else {0: 'batch', 2: 'height', 3: 'width'}
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', category=DeprecationWarning)  # legacy exporter
