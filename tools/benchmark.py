@@ -50,17 +50,31 @@ def latency(module, inputs, repeats):
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def paired_timings(first, second, repeats):
-    """Milliseconds of ``repeats`` calls of each, alternating (a slow phase of a shared
-    machine then weighs on both alike), after one warm-up call of each."""
-    first(), second()
-    times = ([], [])
+def interleaved_timings(calls, repeats):
+    """Milliseconds of ``repeats`` calls of each of ``calls``, taken in turn (each repeat
+    runs every one once, so a slow phase of a shared machine weighs on all alike), after one
+    warm-up call of each."""
+    for call in calls:
+        call()
+    times = [[] for _ in calls]
     for _ in range(repeats):
-        for run, out in zip((first, second), times):
+        for call, out in zip(calls, times):
             start = time.perf_counter()
-            run()
+            call()
             out.append((time.perf_counter() - start) * 1000)
     return times
+
+
+@torch.no_grad()
+def spread_class_logits(model, inputs, std=2.0):
+    """Scale the class prediction's weights of a randomly initialised ``model`` so that its
+    logits spread around the prior with ``std``, as a trained detector's do. Random weights
+    give every (anchor, class) pair the prior's logit ±1e-4: ties (int8 rounds them into
+    thousands-way ones) that no trained detector has, and that only the selection's cost
+    depends on."""
+    head = model.bbox_head
+    logits = torch.cat([c.flatten() for c in head(model.extract_feat(inputs))[0]])
+    head.conv_cls.pointwise.conv.weight.mul_(std / logits.std())
 
 
 LATENCY_VARIANTS = ('eager', 'deploy', 'onnxruntime', 'openvino', 'openvino-bf16',
@@ -72,7 +86,8 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     the model. End to end: resized uint8 images → the data preprocessor → final detections
     (hard NMS, as the exported graph has it). 'reference-export' is the same network as an
     effdet user exports it (no deploy form: BN separate, padding computed at run time), in
-    onnxruntime and OpenVINO (fp32 and the bf16 hint): the bar to compare with."""
+    onnxruntime and OpenVINO (fp32, the bf16 hint, and int8 by NNCF as ours): the bar to
+    compare with."""
     from mmdet.structures import DetDataSample
 
     from mmdet_efficientdet.deploy import export_onnx, runtime_session
@@ -83,6 +98,8 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     eager = MODELS.build(cfg)
     eager.init_weights()
     eager.eval()
+    inputs = torch.randn(batch_size, 3, size, size)
+    spread_class_logits(eager, inputs)
     folder = tempfile.mkdtemp()
     paths = {}
 
@@ -95,7 +112,6 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
                         detections=kind == 'det', deploy=kind != 'reference')
         return paths[kind]
 
-    inputs = torch.randn(batch_size, 3, size, size)
     # end to end: resized uint8 images (a 4:3 photo fitted into the square) → detections
     images = [torch.randint(0, 256, (3, size * 3 // 4, size), dtype=torch.uint8)
               for _ in range(batch_size)]
@@ -137,10 +153,15 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     def reference_rows():
         rows = []
         for backend, precision in (('onnxruntime', 'fp32'), ('openvino', 'fp32'),
-                                   ('openvino', 'bf16')):
-            run = runtime_session(exported('reference'), backend, torch.get_num_threads(),
-                                  precision)
-            label = f'reference export, {backend}' + (' bf16' if precision == 'bf16' else '')
+                                   ('openvino', 'bf16'), ('openvino', 'int8')):
+            path = exported('reference')
+            if precision == 'int8':  # NNCF, as tools/quantize.py quantizes ours
+                path = osp.join(folder, 'reference_int8.xml')
+                quantize_openvino(exported('reference'), path, calibration())
+            run = runtime_session(path, backend, torch.get_num_threads(),
+                                  'bf16' if precision == 'bf16' else 'fp32')
+            label = f'reference export, {backend}' + ('' if precision == 'fp32' else
+                                                      f' {precision}')
             rows.append((label, lambda run=run: run(inputs.numpy()), None))
         return rows
 
@@ -181,19 +202,34 @@ def latency_table(level, size, batch_sizes, repeats, names=LATENCY_VARIANTS):
         return f'{ms:8.1f} ({min(times):6.1f}-{max(times):6.1f}) {base / ms if base else 1:5.2f}', ms
 
     for batch_size in batch_sizes:
+        rows = latency_variants(level, size, batch_size, names)
+        # every variant's network and end to end taken in turn, repeat after repeat
+        calls = [call for _, network, end_to_end in rows
+                 for call in (network, end_to_end) if call is not None]
+        with torch.no_grad():
+            times = iter(interleaved_timings(calls, repeats))
         base_net = base_e2e = None
-        for name, network, end_to_end in latency_variants(level, size, batch_size, names):
-            with torch.no_grad():
-                if end_to_end is None:
-                    net_times, e2e_times = paired_timings(network, lambda: None, repeats)[0], []
-                else:
-                    net_times, e2e_times = paired_timings(network, end_to_end, repeats)
+        ours, references = [], []
+        for name, network, end_to_end in rows:
+            net_times = next(times)
+            e2e_times = next(times) if end_to_end is not None else []
             if base_net is None:
                 base_net, base_e2e = statistics.median(net_times), statistics.median(e2e_times)
             net_text, net_ms = cell(net_times, base_net)
             e2e_text, e2e_ms = cell(e2e_times, base_e2e)
             ratio = f'{e2e_ms / net_ms:7.2f}' if e2e_ms else ''
             print(f'{batch_size:5d} {name:36s} {net_text} {e2e_text} {ratio}', flush=True)
+            (references if name.startswith('reference') else ours).append(
+                (net_ms if name.startswith('reference') else e2e_ms, name))
+        ours = [row for row in ours if row[0] is not None]
+        if ours and base_e2e:
+            fastest, name = min(ours)
+            line = f'fastest end to end: {name}, {fastest:.1f} ms = {fastest / base_e2e:.2f}x eager'
+            if references:
+                network, reference = min(references)
+                line += (f', {fastest / network:.2f}x the fastest reference network ({reference}, '
+                         f'{network:.1f} ms)')
+            print(line)
 
 
 def training_step_memory(level, size, with_cp):
