@@ -13,19 +13,21 @@ BACKENDS = ('onnxruntime', 'openvino')
 PRECISIONS = ('fp32', 'bf16')
 
 
-def onnx_session(path: str, num_threads: Optional[int] = None, spinning: bool = False):
+def onnx_session(path: str, num_threads: Optional[int] = None):
     """An onnxruntime CPU session for ``path``.
 
-    ``spinning=False``: its threads sleep between runs instead of busy-waiting (onnxruntime's
-    default), which would take the CPU from whatever runs next (preprocessing, another
-    session); on a 2-core machine that slowed the next step up to 2x.
+    Its threads busy-wait for work during a run (onnxruntime's default) and stop at its end
+    (``session.force_spinning_stop``). Left spinning, they took the CPU from whatever ran
+    next (preprocessing, another session) for 100 ms and more: OpenVINO's D0 run next went
+    from 26 to 46 ms on 2 cores; not spinning at all made onnxruntime's own D0 run 20-30 %
+    slower.
     """
     import onnxruntime
     options = onnxruntime.SessionOptions()
     if num_threads:
         options.intra_op_num_threads = num_threads
-    if not spinning:
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    options.add_session_config_entry('session.intra_op.allow_spinning', '1')
+    options.add_session_config_entry('session.force_spinning_stop', '1')
     return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
