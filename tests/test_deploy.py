@@ -73,6 +73,21 @@ def test_deploy_mode_without_a_size_keeps_any_size():
         assert max((o - r).abs().max().item() for o, r in zip(_raw(model, x), e)) <= 1e-4
 
 
+def test_static_max_pool_is_the_same_pooling_without_a_pad():
+    """Deploy mode's max-pool for a fixed size equals TF "same" pooling at every size, and
+    BiFPN's 3x3 stride-2 pool needs no separate pad at any (ceil mode takes the pad after)."""
+    from mmdet_efficientdet.deploy.static_padding import _static_pool
+    for kernel, stride in ((3, 2), (2, 2), (3, 1), (5, 2)):
+        pool = MaxPool2dSame(kernel, stride)
+        for height in range(1, 12):
+            for width in (1, 2, 7, 10):
+                x = torch.randn(1, 2, height, width)
+                static = _static_pool(pool, (height, width))
+                assert torch.equal(static(x), pool(x)), (kernel, stride, height, width)
+                if (kernel, stride) == (3, 2):
+                    assert type(static) is torch.nn.MaxPool2d
+
+
 @pytest.mark.parametrize('size', [(128, 128), (160, 224)])
 def test_onnx_raw_outputs_equal_pytorch(size, tmp_path):
     model = _model('d0', seed=1)
