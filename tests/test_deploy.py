@@ -228,3 +228,53 @@ def test_bifpn_in_retinanet_exports_in_deploy_form(tmp_path):
     outputs = onnx_session(path).run(None, {'inputs': inputs.numpy()})
     assert len(outputs) == 10
     assert max(np.abs(o - e.numpy()).max() for o, e in zip(outputs, expected)) <= 1e-4
+
+
+def test_runtime_detector_preprocesses_as_the_config_does(tmp_path):
+    """RuntimeDetector preprocesses a batch in numpy (torch's OpenMP workers would spin on
+    the cores the runtime needs next): the same batch, bit for bit, and the same sample
+    metadata as the config's DetDataPreprocessor, hence the same detections; what it does
+    not cover goes through the preprocessor itself."""
+    from mmdet_efficientdet.deploy import RuntimeDetector
+    model = _model('d0', num_classes=4)
+    model.bbox_head.test_cfg.nms = dict(HARD_NMS)
+    path = str(tmp_path / 'd0_det.onnx')
+    export_onnx(copy.deepcopy(model), path, (128, 128), batch_size=1, detections=True)
+    preprocessor = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                        std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=128,
+                        pad_value=3)  # not 0: padding must come after normalising
+    detector = RuntimeDetector(path, 'onnxruntime', preprocessor)
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=generator)
+              for h, w in ((96, 128), (128, 80))]
+
+    def data():
+        return dict(inputs=list(images), data_samples=[
+            DetDataSample(metainfo=dict(img_shape=tuple(i.shape[1:]), ori_shape=(256, 256),
+                                        scale_factor=(0.5, 0.5))) for i in images])
+
+    expected = detector.data_preprocessor(data())
+    inputs, samples = detector.numpy_batch(data())
+    assert inputs.dtype == torch.float32 and torch.equal(inputs, expected['inputs'])
+    for sample, reference in zip(samples, expected['data_samples']):
+        assert sample.batch_input_shape == reference.batch_input_shape == (128, 128)
+        assert sample.pad_shape == reference.pad_shape == (128, 128)
+    fast = detector.test_step(data())
+    torch_path = super(RuntimeDetector, detector).test_step(data())
+    stacked = data()
+    stacked['inputs'] = torch.stack(images[:1] + [torch.zeros_like(images[0])])  # not covered
+    assert detector.numpy_batch(stacked) is None
+    covered = detector.test_step(stacked)[0].pred_instances
+    assert len(covered) and torch.equal(covered.bboxes, fast[0].pred_instances.bboxes)
+    # a graph of batch 2 runs a batch of 3 as 2 + (1 and a blank image)
+    path = str(tmp_path / 'd0_det_batch2.onnx')
+    export_onnx(copy.deepcopy(model), path, (128, 128), batch_size=2, detections=True)
+    images.append(images[0].flip(-1))
+    batched = RuntimeDetector(path, 'onnxruntime', preprocessor).test_step(data())
+    assert len(batched) == 3
+    for a, b in zip(fast + detector.test_step(data())[2:], batched):
+        a, b = a.pred_instances, b.pred_instances
+        assert torch.allclose(a.bboxes, b.bboxes, atol=1e-3) and torch.equal(a.labels, b.labels)
+    for a, b in zip(fast, torch_path):
+        a, b = a.pred_instances, b.pred_instances
+        assert len(a) > 0 and torch.equal(a.bboxes, b.bboxes) and torch.equal(a.labels, b.labels)

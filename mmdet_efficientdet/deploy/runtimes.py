@@ -46,7 +46,8 @@ def openvino_compiled(path: str, num_threads: Optional[int] = None,
 
 def runtime_session(path: str, backend: str, num_threads: Optional[int] = None,
                     precision: str = 'fp32') -> Callable[[np.ndarray], List[np.ndarray]]:
-    """``run(inputs) -> outputs`` of the exported model at ``path`` in ``backend``."""
+    """``run(inputs) -> outputs`` of the exported model at ``path`` in ``backend``;
+    ``run.batch_size``: the batch size the graph takes (None: any)."""
     check_choice('backend', backend, BACKENDS)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: no such model file (tools/export_onnx.py or '
@@ -57,14 +58,22 @@ def runtime_session(path: str, backend: str, num_threads: Optional[int] = None,
                              'the file as it is')
         session = onnx_session(path, num_threads)
         name = session.get_inputs()[0].name
-        return lambda inputs: session.run(None, {name: np.ascontiguousarray(inputs)})
-    compiled = openvino_compiled(path, num_threads, precision)
-    request = compiled.create_infer_request()
+        batch = session.get_inputs()[0].shape[0]
 
-    def run(inputs: np.ndarray) -> List[np.ndarray]:
-        request.infer({0: np.ascontiguousarray(inputs, dtype=np.float32)})
-        return [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
+        def run(inputs: np.ndarray) -> List[np.ndarray]:
+            return session.run(None, {name: np.ascontiguousarray(inputs)})
+    else:
+        compiled = openvino_compiled(path, num_threads, precision)
+        request = compiled.create_infer_request()
+        batch = compiled.inputs[0].get_partial_shape()[0]
+        batch = batch.get_length() if batch.is_static else None
 
+        def run(inputs: np.ndarray) -> List[np.ndarray]:
+            request.infer({0: np.ascontiguousarray(inputs, dtype=np.float32)})
+            return [request.get_output_tensor(i).data.copy()
+                    for i in range(len(compiled.outputs))]
+
+    run.batch_size = batch if isinstance(batch, int) else None
     return run
 
 
