@@ -83,14 +83,15 @@ LATENCY_VARIANTS = ('eager', 'deploy', 'onnxruntime', 'openvino', 'openvino-bf16
 
 def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     """(name, network-only callable or None, end-to-end callable or None) of each way to run
-    the model. End to end: resized uint8 images → the data preprocessor → final detections
-    (hard NMS, as the exported graph has it). 'reference-export' is the same network as an
-    effdet user exports it (no deploy form: BN separate, padding computed at run time), in
-    onnxruntime and OpenVINO (fp32, the bf16 hint, and int8 by NNCF as ours): the bar to
-    compare with."""
+    the model. End to end: resized uint8 images → the model's ``test_step`` (preprocessing,
+    the network and selection (hard NMS, as the exported graph has it), boxes mapped back to
+    the image), a runtime's model run as :class:`RuntimeDetector` runs it in mmdet's tools.
+    'reference-export' is the same network as an effdet user exports it (no deploy form: BN
+    separate, padding computed at run time), in onnxruntime and OpenVINO (fp32, the bf16
+    hint, and int8 by NNCF as ours): the bar to compare with."""
     from mmdet.structures import DetDataSample
 
-    from mmdet_efficientdet.deploy import export_onnx, runtime_session
+    from mmdet_efficientdet.deploy import RuntimeDetector, export_onnx, runtime_session
     from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
     torch.manual_seed(0)
     cfg = level_model_cfg(level)
@@ -132,10 +133,7 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
         return [preprocessed() for _ in range(8)]
 
     def torch_rows(model):
-        def end_to_end():
-            batch = model.data_preprocessor(data())
-            return model.predict(batch['inputs'], batch['data_samples'])
-        return (lambda: model._forward(inputs)), end_to_end
+        return (lambda: model._forward(inputs)), (lambda: model.test_step(data()))
 
     def runtime_rows(backend, precision='fp32', int8=False):
         raw, det = exported('raw'), exported('det')
@@ -147,8 +145,9 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
             quantize(det, det_q, calibration())
             raw, det = raw_q, det_q
         net = runtime_session(raw, backend, torch.get_num_threads(), precision)
-        e2e = runtime_session(det, backend, torch.get_num_threads(), precision)
-        return (lambda: net(inputs.numpy())), (lambda: e2e(preprocessed()))
+        detector = RuntimeDetector(det, backend, cfg.data_preprocessor, precision,
+                                   num_threads=torch.get_num_threads())
+        return (lambda: net(inputs.numpy())), (lambda: detector.test_step(data()))
 
     def reference_rows():
         rows = []
