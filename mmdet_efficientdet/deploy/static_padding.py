@@ -37,10 +37,12 @@ def _static_pool(pool: MaxPool2dSame, size: Tuple[int, int]) -> nn.Module:
     one (the padding before folded in, the one after, -inf, left to windows that run past the
     input's end, which ``ceil_mode`` keeps: as many outputs, the same windows), else an
     explicit -inf pad. The runtimes run a pad as a separate copy of the tensor (OpenVINO: in
-    a reference kernel: D0 int8 31.3 → 30.9 ms)."""
+    a reference kernel: D0 int8 31.3 → 30.9 ms). A window must fit the input with its
+    padding before on both sides (OpenVINO refuses a ceil-mode window larger than that)."""
     kernel, stride = (pool.kernel_size, ) * 2, (pool.stride, ) * 2
     left, right, top, bottom = _pads(size, kernel, stride)
-    if right >= left and bottom >= top and 2 * max(left, top) <= pool.kernel_size:
+    if right >= left and bottom >= top and 2 * max(left, top) <= pool.kernel_size and \
+            min(size[0] + 2 * top, size[1] + 2 * left) >= pool.kernel_size:
         probe = torch.zeros(1, 1, *size)
         for ceil_mode in (False, True):
             static = nn.MaxPool2d(pool.kernel_size, pool.stride, padding=(top, left),
