@@ -50,15 +50,18 @@ def latency(module, inputs, repeats):
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def interleaved_timings(calls, repeats):
+def interleaved_timings(calls, repeats, settle_s=0.02):
     """Milliseconds of ``repeats`` calls of each of ``calls``, taken in turn (each repeat
     runs every one once, so a slow phase of a shared machine weighs on all alike), after one
-    warm-up call of each."""
+    warm-up call of each. Each call starts ``settle_s`` after the one before: torch's OpenMP
+    workers spin on for a few ms after a parallel operation and slowed the next call by up
+    to 20 % (D0 int8 in OpenVINO: 30.0 ms right after torch work, 25.6 after 10 ms)."""
     for call in calls:
         call()
     times = [[] for _ in calls]
     for _ in range(repeats):
         for call, out in zip(calls, times):
+            time.sleep(settle_s)
             start = time.perf_counter()
             call()
             out.append((time.perf_counter() - start) * 1000)
@@ -96,6 +99,7 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     torch.manual_seed(0)
     cfg = level_model_cfg(level)
     cfg.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
+    cfg.data_preprocessor.pad_size_divisor = size  # images padded to the square timed here
     eager = MODELS.build(cfg)
     eager.init_weights()
     eager.eval()
@@ -227,9 +231,9 @@ def latency_table(level, size, batch_sizes, repeats, names=LATENCY_VARIANTS):
             line = (f'fastest end to end: {name}, {fastest:.1f} ms = '
                     f'{fastest / base_e2e:.2f}x eager')
             if references:
-                network, reference = min(references)
-                line += (f', {fastest / network:.2f}x the fastest reference network ({reference}, '
-                         f'{network:.1f} ms)')
+                line += '; x the reference export\'s network in ' + ', '.join(
+                    f'{reference.split(", ", 1)[-1]}: {fastest / network:.2f}'
+                    for network, reference in references)
             print(line)
 
 
