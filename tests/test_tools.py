@@ -1,5 +1,6 @@
 import json
 import os.path as osp
+import re
 
 import torch
 from mmdet.datasets import CocoDataset
@@ -70,3 +71,18 @@ def test_seed_alone_keeps_the_configs_deterministic_setting():
     assert cfg.randomness == dict(deterministic=True)
     apply_randomness_args(cfg, None, False)
     assert cfg.randomness == dict(deterministic=True)
+
+
+def test_latency_benchmark_at_any_size_and_batch(capsys):
+    """tools/benchmark.py latency at a size that is not the level's own and a batch of 2: the
+    eager and runtime rows, network and end to end (a batch-2 graph run by RuntimeDetector
+    on images padded to that square), and the closing comparison."""
+    assert call_tool('benchmark', 'latency', '--level', 'd0', '--size', 128, '--batch-sizes',
+                     2, '--repeats', 1, '--variants', 'eager', 'onnxruntime') == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith('    2 ')]
+    assert [row.split()[1] for row in rows] == ['eager', 'onnxruntime']
+    for row in rows:  # batch; network and end to end: median (min-max) x; e2e/net
+        numbers = [float(n) for n in re.findall(r'\d+\.\d+', row)]
+        assert len(numbers) == 9 and numbers[0] > 0 and numbers[4] > 0, row
+    assert lines[-1].startswith('fastest end to end: ') and 'x eager' in lines[-1]
