@@ -69,7 +69,9 @@ def runtime_session(path: str, backend: str, num_threads: Optional[int] = None,
         batch = batch.get_length() if batch.is_static else None
 
         def run(inputs: np.ndarray) -> List[np.ndarray]:
-            request.infer({0: np.ascontiguousarray(inputs, dtype=np.float32)})
+            # the batch is read in place (no copy into the request's own tensor)
+            request.infer({0: np.ascontiguousarray(inputs, dtype=np.float32)},
+                          share_inputs=True)
             return [request.get_output_tensor(i).data.copy()
                     for i in range(len(compiled.outputs))]
 
