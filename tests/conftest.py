@@ -218,4 +218,3 @@ def train_losses(work_dir):
                         if 'loss' in record:
                             out.append((record['iter'], record['loss']))
     return sorted(out)
-

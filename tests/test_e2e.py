@@ -110,7 +110,7 @@ def test_test_tool_with_mmdets_options(trained, tmp_path, capsys):
 
 
 def test_int8_model_agrees_with_fp32_and_bad_input_is_refused(trained, tiny_data, tmp_path,
-                                                                capsys):
+                                                              capsys):
     """tools/quantize.py (NNCF for OpenVINO) on the trained tiny model: its int8 detections on
     the val images are those of the fp32 export (same class, IoU > 0.5) for most of the
     confident fp32 boxes; wrong requests end in one line, before any work, writing nothing."""

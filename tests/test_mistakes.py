@@ -347,7 +347,7 @@ def test_a_diverging_run_stops_at_once_and_saves_no_nan_weights(own_data, tmp_pa
 
 
 def test_a_full_disk_names_the_file_and_leaves_no_partial_checkpoint(own_data, tmp_path,
-                                                                      capsys):
+                                                                     capsys):
     cfg = tiny_config(tmp_path, own_data, max_epochs=1)
     work_dir = tmp_path / 'wd'
     work_dir.mkdir()

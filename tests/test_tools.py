@@ -10,6 +10,7 @@ from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 
 from .conftest import FIXTURES, ROOT, call_tool, error_line, needs_fixtures
 
+
 def _coco80_set(root):
     """A few synthetic images whose json carries all 80 COCO categories (real ids)."""
     files = make_synthetic_coco(root, seed=1, splits=dict(val=3))
@@ -41,7 +42,7 @@ def test_convert_then_test_reports_coco_ap(tmp_path, capsys):
                f'test_evaluator.ann_file={ann}', 'test_dataloader.num_workers=0',
                'test_dataloader.persistent_workers=False', 'test_dataloader.batch_size=1']
     assert call_tool('test', osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_'
-                                         'coco.py'),
+                                      'coco.py'),
                      converted, '--work-dir', tmp_path / 'wd', '--cfg-options', *options) == 0
     captured = capsys.readouterr()
     log = captured.out + captured.err

@@ -202,7 +202,8 @@ def latency_table(level, size, batch_sizes, repeats, names=LATENCY_VARIANTS):
         if not times:
             return ' ' * 28, None
         ms = statistics.median(times)
-        return f'{ms:8.1f} ({min(times):6.1f}-{max(times):6.1f}) {base / ms if base else 1:5.2f}', ms
+        spread = f'({min(times):6.1f}-{max(times):6.1f})'
+        return f'{ms:8.1f} {spread} {base / ms if base else 1:5.2f}', ms
 
     for batch_size in batch_sizes:
         rows = latency_variants(level, size, batch_size, names)
@@ -290,7 +291,8 @@ def memory_table(level, size, max_gib):
 
 def main(argv=None):
     import sys
-    if argv is None and len(sys.argv) == 6 and sys.argv[1] == '_memory_step':  # one variant, in a child
+    # one variant, in a child process
+    if argv is None and len(sys.argv) == 6 and sys.argv[1] == '_memory_step':
         import resource
         limit = int(float(sys.argv[5]) * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -14,11 +14,9 @@ tools/test.py CONFIG --backend openvino --model model_int8.xml (val mAP), and ho
 with tools/benchmark.py latency.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-import numpy as np
 import torch
 from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import register_all_modules

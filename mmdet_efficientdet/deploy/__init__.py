@@ -9,7 +9,8 @@ from .static_padding import (Conv2dSameTraced, fold_bn_and_fix_padding, make_pad
 
 __all__ = [
     'DetectorForExport', 'NonMaxSuppression', 'export_onnx', 'same_detections',
-    'RuntimeDetector', 'runtime_model_cfg', 'BACKENDS', 'PRECISIONS', 'onnx_session', 'openvino_compiled',
+    'RuntimeDetector', 'runtime_model_cfg', 'BACKENDS', 'PRECISIONS', 'onnx_session',
+    'openvino_compiled',
     'quantize_openvino', 'runtime_session', 'Conv2dSameTraced', 'fold_bn_and_fix_padding',
     'make_padding_static', 'make_padding_traceable'
 ]

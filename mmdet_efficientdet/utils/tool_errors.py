@@ -131,7 +131,6 @@ def _save_traceback(tool: str) -> str:
         return f'nowhere: it could not be written ({error.strerror or error})'
 
 
-
 def run_tool(main: Callable[[], object], tool: str) -> None:
     """Run a tool's ``main``: an exception ends it with exit code 1 and one line on stderr
     (``tool: error: …``, the traceback's place named), not a traceback."""

@@ -147,8 +147,9 @@ def _imagenet_probabilities(backbone, state_dict, image):
 def test_real_lite0_weights_classify_grace_hopper_as_timm_does():
     """The ImageNet Lite0 file through our backbone: class 652 "military uniform" at
     p = 0.392, what timm's tf_efficientnet_lite0 gives with the same file and photo."""
+    pretrained = dict(type='Pretrained', checkpoint=imagenet_checkpoint('lite0'))
     backbone = build(dict(type='TFEfficientNet', arch='lite0', out_indices=(4, ),
-                          init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint('lite0'))))
+                          init_cfg=pretrained))
     backbone.init_weights()
     state_dict = load_torch_file(imagenet_checkpoint('lite0'))
     probabilities = _imagenet_probabilities(backbone, state_dict, _grace_hopper())
