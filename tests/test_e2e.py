@@ -2,6 +2,7 @@
 options of both, resume after a kill, repeatability, several processes."""
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import time
@@ -9,7 +10,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import Runner
 from PIL import Image
@@ -111,16 +111,17 @@ def test_test_tool_with_mmdets_options(trained, tmp_path, capsys):
 
 def test_int8_model_agrees_with_fp32_and_bad_input_is_refused(trained, tiny_data, tmp_path,
                                                               capsys):
-    """tools/quantize.py (NNCF for OpenVINO) on the trained tiny model: its int8 detections on
-    the val images are those of the fp32 export (same class, IoU > 0.5) for most of the
-    confident fp32 boxes; wrong requests end in one line, before any work, writing nothing."""
-    from mmdet_efficientdet.deploy import runtime_session, same_detections
+    """tools/quantize.py (NNCF for OpenVINO) on the trained tiny model: the check it prints
+    finds most of the fp32 export's boxes scoring 0.3 or more among the int8 model's (same
+    class, IoU > 0.5; 31 of 33 when written); wrong requests end in one line, before any
+    work, writing nothing."""
     cfg, work_dir, _ = trained
     checkpoint = osp.join(work_dir, 'epoch_12.pth')
     out = tmp_path / 'int8.xml'
     for extra, message in ((['--backend', 'tensorrt'], "unknown --backend 'tensorrt'; valid "
                             'choices: onnxruntime, openvino'),
-                           (['--calib-images', '0'], '--calib-images 0 must be 1 or more')):
+                           (['--calib-images', '0'], '--calib-images 0 must be 1 or more'),
+                           (['--check-images', '-1'], '--check-images -1 must be 0 (no check)')):
         assert call_tool('quantize', cfg, checkpoint, '--out', out, *extra) == 1
         assert message in error_line(capsys)
     empty = tmp_path / 'empty.json'
@@ -136,23 +137,12 @@ def test_int8_model_agrees_with_fp32_and_bad_input_is_refused(trained, tiny_data
                                        '--backend', 'tensorrt'])
     assert sorted(os.listdir(tmp_path)) == sorted(['empty.json', osp.basename(no_images)])
 
-    assert call_tool('quantize', cfg, checkpoint, '--out', out, '--calib-images', '8') == 0
-    fp32 = runtime_session(str(tmp_path / 'int8.fp32.onnx'), 'onnxruntime')
-    int8 = runtime_session(str(out), 'openvino')
-    tool = load_tool('quantize')
-    model_cfg = Config.fromfile(cfg)
-    model = MODELS.build(model_cfg.model)
-    confident = reproduced = 0
-    for inputs in tool.calibration_batches(model_cfg, model, 'val', 4):
-        dets_a, labels_a = (torch.from_numpy(output[0]) for output in fp32(inputs))
-        dets_b, labels_b = (torch.from_numpy(output[0]) for output in int8(inputs))
-        keep = (labels_a >= 0) & (dets_a[:, 4] >= 0.5 * dets_a[:, 4].max())
-        # same class, IoU > 0.5; any score (score_tol 1)
-        matched, _ = same_detections(dets_a[keep], labels_a[keep], dets_b, labels_b, iou=0.5,
-                                     score_tol=1.0)
-        confident += int(keep.sum())
-        reproduced += matched
-    assert confident >= 4 and reproduced >= 0.8 * confident, (reproduced, confident)
+    assert call_tool('quantize', cfg, checkpoint, '--out', out, '--calib-images', '8',
+                     '--check-images', '4', '--check-score', '0.3') == 0
+    printed = capsys.readouterr().out
+    found, total = (int(n) for n in re.search(r'int8 finds (\d+) of the (\d+) fp32 detections '
+                                              r'scoring >= 0.3 on 4 val images', printed).groups())
+    assert total >= 4 and found >= 0.8 * total, printed
 
 
 def test_two_process_gloo_run_with_syncbn_fallback(tiny_data, tmp_path):

@@ -9,14 +9,18 @@ int8 weights, int8 activations calibrated on the first --calib-images images of 
 --calib-split dataset, preprocessed as the test pipeline does. --backend openvino (NNCF)
 writes an OpenVINO IR (.xml + .bin); --backend onnxruntime (onnxruntime.quantization) an
 ONNX file with QDQ nodes. Layers whose names contain a --fp32-layers pattern stay in float.
-The fp32 ONNX file is kept beside the output (<out>.fp32.onnx). Measure what it costs with
-tools/test.py CONFIG --backend openvino --model model_int8.xml (val mAP), and how fast it is
-with tools/benchmark.py latency.
+The fp32 ONNX file is kept beside the output (<out>.fp32.onnx). Then both run on the first
+--check-images val images, and the tool prints how many of the fp32 model's detections
+scoring --check-score or more the int8 model finds too (same class, IoU > 0.5). Measure what
+int8 costs with tools/test.py CONFIG --backend openvino --model model_int8.xml (val mAP), and
+how fast it is with tools/benchmark.py latency.
 """
 import argparse
 import os.path as osp
 import sys
+from typing import Callable, Iterable, Tuple
 
+import numpy as np
 import torch
 from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import register_all_modules
@@ -25,7 +29,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.deploy import BACKENDS, export_onnx
+from mmdet_efficientdet.deploy import BACKENDS, export_onnx, runtime_session, same_detections
 from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
 from mmdet_efficientdet.utils.anchor_fit import input_size
 from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
@@ -49,6 +53,10 @@ def parse_args(argv=None):
                         help="the config's dataset the calibration images come from")
     parser.add_argument('--fp32-layers', nargs='*', default=[],
                         help='name patterns of layers kept in float')
+    parser.add_argument('--check-images', type=int, default=50,
+                        help='val images on which int8 is compared with fp32 (0: none)')
+    parser.add_argument('--check-score', type=float, default=0.3,
+                        help='the fp32 detections compared: those scoring this or more')
     parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
     return parser.parse_args(argv)
 
@@ -74,6 +82,22 @@ def calibration_batches(cfg: Config, model, split: str, count: int):
         yield padded.numpy()
 
 
+def reproduced(fp32: Callable, int8: Callable, batches: Iterable[np.ndarray],
+               min_score: float) -> Tuple[int, int]:
+    """``(found, total)``: the detections of the ``fp32`` model scoring at least
+    ``min_score`` on ``batches``, and how many of them the ``int8`` model finds too (same
+    class, IoU > 0.5, any score)."""
+    found = total = 0
+    for inputs in batches:
+        dets_a, labels_a = (torch.from_numpy(output[0]) for output in fp32(inputs))
+        dets_b, labels_b = (torch.from_numpy(output[0]) for output in int8(inputs))
+        keep = (labels_a >= 0) & (dets_a[:, 4] >= min_score)
+        matched, _ = same_detections(dets_a[keep], labels_a[keep], dets_b, labels_b, iou=0.5,
+                                     score_tol=1.0)
+        found, total = found + matched, total + int(keep.sum())
+    return found, total
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.backend not in BACKENDS:
@@ -81,6 +105,8 @@ def main(argv=None):
                  f'{", ".join(BACKENDS)}')
     if args.calib_images < 1:
         sys.exit(f'quantize: --calib-images {args.calib_images} must be 1 or more')
+    if args.check_images < 0:
+        sys.exit(f'quantize: --check-images {args.check_images} must be 0 (no check) or more')
     if not args.out.endswith(SUFFIX[args.backend]):
         sys.exit(f'quantize: --out {args.out}: a {args.backend} model is a '
                  f'{SUFFIX[args.backend]} file')
@@ -110,6 +136,13 @@ def main(argv=None):
     kept = f', layers kept in float: {", ".join(args.fp32_layers)}' if args.fp32_layers else ''
     print(f'wrote {args.out}: int8 ({args.backend}), calibrated on {len(batches)} '
           f'{args.calib_split} images at {size[1]}x{size[0]}{kept}; fp32 export: {fp32}')
+    if args.check_images and cfg.get('val_dataloader'):
+        checked = list(calibration_batches(cfg, model, 'val', args.check_images))
+        found, total = reproduced(runtime_session(fp32, args.backend),
+                                  runtime_session(args.out, args.backend), checked,
+                                  args.check_score)
+        print(f'int8 finds {found} of the {total} fp32 detections scoring >= '
+              f'{args.check_score} on {len(checked)} val images (same class, IoU > 0.5)')
 
 
 if __name__ == '__main__':
