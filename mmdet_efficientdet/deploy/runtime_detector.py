@@ -18,7 +18,8 @@ class RuntimeDetector(BaseDetector):
     run by onnxruntime or OpenVINO, as an mmdet detector: mmdet's data preprocessor, test
     loop, metrics, visualizer and inferencer work with it unchanged (test and inference
     only). The graph holds the selection (top-k, decode, clip, NMS); here the boxes are
-    mapped back to the image and the config's ``score_thr`` applied.
+    mapped back to the image and the config's ``score_thr`` applied. Its test step computes
+    what the config's ``DetDataPreprocessor`` would in numpy (:meth:`numpy_batch`).
 
     Args:
         model_file (str): The ``.onnx`` or OpenVINO ``.xml`` file (inputs: a preprocessed
