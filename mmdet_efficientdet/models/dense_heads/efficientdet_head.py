@@ -339,10 +339,7 @@ def pairs_above_bound(tables: List[torch.Tensor], best: List[torch.Tensor], imag
                                              _bound_or_everything(low, num_runs, need))
     # fewer anchors than k (a small input): every pair was read, and the lowest of them is
     # the bound to raise (NMS over all of a 128-px D0's 245k pairs took 80 ms)
-    if isinstance(num_runs, torch.Tensor):
-        low = torch.where(num_runs >= need, low, logits.min())
-    elif num_runs < need:
-        low = logits.min()
+    low = _bound_or_everything(low, num_runs, need, otherwise=logits.min())
     keep = (logits >= _bound_or_everything(_raise_bound(logits, low, k, bins), logits.shape[0],
                                            k)).nonzero().squeeze(1)
     return logits[keep], anchors[keep], labels[keep]
@@ -363,12 +360,12 @@ def _raise_bound(values: torch.Tensor, low: torch.Tensor, k: int,
     return low
 
 
-def _bound_or_everything(kth: torch.Tensor, num, k: int):
-    """``kth`` when ``num`` values held k or more, else -inf (every pair); also for a size
-    traced as a tensor (a dynamic-size export)."""
+def _bound_or_everything(kth: torch.Tensor, num, k: int, otherwise=float('-inf')):
+    """``kth`` when ``num`` values held k or more, else ``otherwise`` (-inf: every pair); also
+    for a size traced as a tensor (a dynamic-size export)."""
     if isinstance(num, torch.Tensor):
-        return torch.where(num >= k, kth, torch.full_like(kth, float('-inf')))
-    return kth if num >= k else float('-inf')
+        return torch.where(num >= k, kth, torch.as_tensor(otherwise).to(kth))
+    return kth if num >= k else otherwise
 
 
 def best_after_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
