@@ -63,9 +63,7 @@ class RuntimeDetector(BaseDetector):
                 not all(isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and
                         image.dim() == 3 and image.shape[0] == 3 for image in images):
             return None
-        divisor = pre.pad_size_divisor
-        padded = [tuple(-(-size // divisor) * divisor for size in image.shape[1:])
-                  for image in images]
+        padded = pre._get_pad_shape(data)
         height, width = (max(sizes) for sizes in zip(*padded))
         batch = np.full((len(images), 3, height, width), pre.pad_value, np.float32)
         for out, image in zip(batch, images):
