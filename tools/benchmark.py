@@ -9,6 +9,7 @@ of whole detectors. Prints a table; never a test.
 """
 import argparse
 import copy
+import logging
 import os.path as osp
 import statistics
 import tempfile
@@ -19,6 +20,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 import mmdet_efficientdet  # noqa: F401
 from mmdet_efficientdet.scaling import D_LEVELS
@@ -101,7 +103,13 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     cfg.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
     cfg.data_preprocessor.pad_size_divisor = size  # images padded to the square timed here
     eager = MODELS.build(cfg)
-    eager.init_weights()
+    logger = MMLogger.get_current_instance()  # not its INFO report of every parameter's init
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        eager.init_weights()
+    finally:
+        logger.setLevel(level)
     eager.eval()
     inputs = torch.randn(batch_size, 3, size, size)
     spread_class_logits(eager, inputs)

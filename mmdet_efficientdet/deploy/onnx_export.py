@@ -132,6 +132,8 @@ def export_onnx(model: nn.Module, path: str, input_shape: Tuple[int, int], batch
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', category=DeprecationWarning)  # legacy exporter
         warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        # a strided slice is left to the runtime (the graph is the same either way)
+        warnings.filterwarnings('ignore', message='Constant folding - Only steps=1')
         torch.onnx.export(wrapper, (dummy, ), path, dynamo=False, opset_version=opset_version,
                           input_names=['inputs'], output_names=list(wrapper.output_names()),
                           dynamic_axes={'inputs': axes} if dynamic else None)

@@ -354,8 +354,9 @@ def _raise_bound(values: torch.Tensor, low: torch.Tensor, k: int,
     for num in bins:
         width = width / num
         thresholds = low + width * torch.arange(num, dtype=low.dtype, device=low.device)
-        # how many reach each threshold (counted as floats: a runtime's bool cast is slow)
-        reached = torch.where(values[None] >= thresholds[:, None], 1.0, 0.0).sum(1)
+        # how many reach each threshold, counted as floats: onnxruntime's bool → int64 cast
+        # took 12x, and a Where of ones and zeros 2-3x, the time of a bool → float cast
+        reached = (values[None] >= thresholds[:, None]).float().sum(1)
         low = thresholds[(reached >= k).sum() - 1]  # the first, ``low``, always counts k
     return low
 
