@@ -104,12 +104,12 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     cfg.data_preprocessor.pad_size_divisor = size  # images padded to the square timed here
     eager = MODELS.build(cfg)
     logger = MMLogger.get_current_instance()  # not its INFO report of every parameter's init
-    level = logger.level
+    log_level = logger.level
     logger.setLevel(logging.WARNING)
     try:
         eager.init_weights()
     finally:
-        logger.setLevel(level)
+        logger.setLevel(log_level)
     eager.eval()
     inputs = torch.randn(batch_size, 3, size, size)
     spread_class_logits(eager, inputs)
