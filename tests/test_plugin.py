@@ -1,34 +1,30 @@
 """The plugin changes nothing of its host on import; the tools turn on what they need."""
-import io
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-import torch
 from mmdet.registry import MODELS, TASK_UTILS
-from mmengine.logging import MessageHub
-from mmengine.logging.history_buffer import HistoryBuffer
-
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints, \
-    mmengine_checkpoint_globals
 
 OURS = ('TFEfficientNet', 'BiFPNNeck', 'EfficientDetHead', 'EfficientDetector')
 
 
 def test_import_leaves_mmengine_and_torch_as_they_are():
-    """In a fresh process: mmengine's loader for local paths, HistoryBuffer's pickling and
-    torch's weights-only allow-list are the same before and after the import."""
+    """In a fresh process: mmengine's checkpoint loaders, HistoryBuffer's pickling and torch's
+    weights-only allow-list are the same before and after the import, which adds one scheme
+    (``pkg://``, package files) to mmengine's ``CheckpointLoader`` and replaces none."""
     probe = '''
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 def state():
-    return (CheckpointLoader._schemes[''], HistoryBuffer.__getstate__,
+    return (dict(CheckpointLoader._schemes), HistoryBuffer.__getstate__,
             tuple(map(str, torch.serialization.get_safe_globals())))
 before = state()
 import mmdet_efficientdet
-assert state() == before, 'import changed its host'
+after = state()
+added = set(after[0]) - set(before[0])
+assert added == {'pkg://'}, added
+assert {k: v for k, v in after[0].items() if k in before[0]} == before[0], 'a loader replaced'
+assert after[1:] == before[1:], 'import changed its host'
 from mmdet.registry import MODELS
 assert MODELS.get('EfficientDetector') is not None
 print('unchanged')
@@ -45,43 +41,3 @@ def test_registered_names_are_ours_and_mmdets_stay():
     for name in ('EfficientNet', 'FPN', 'RetinaHead', 'RetinaNet', 'AnchorGenerator'):
         registry = TASK_UTILS if name == 'AnchorGenerator' else MODELS
         assert registry.get(name).__module__.startswith('mmdet.'), name
-
-
-def _checkpoint():
-    hub = MessageHub.get_instance('safe_globals_test')
-    hub.update_scalar('train/loss', 1.5)
-    hub.update_scalar('train/loss', np.float64(1.25))
-    hub.update_info('epoch', np.int64(3))
-    return dict(meta=dict(epoch=3, seed=np.int64(7)), message_hub=hub.state_dict(),
-                state_dict={'w': torch.ones(2)})
-
-
-def test_tools_load_mmengine_checkpoints_weights_only():
-    enable_tool_checkpoints()
-    buffer = io.BytesIO()
-    torch.save(_checkpoint(), buffer)
-    buffer.seek(0)
-    loaded = torch.load(buffer, weights_only=True)
-    history = loaded['message_hub']['log_scalars']['train/loss']
-    assert isinstance(history, HistoryBuffer) and history.current() == 1.25
-    assert history.mean() == pytest.approx(1.375) and history.max() == 1.5  # defaults restored
-    # exactly the classes mmengine's checkpoints hold, not getattr
-    assert getattr not in torch.serialization.get_safe_globals()
-    names = {getattr(g, '__name__', str(g)) for g in mmengine_checkpoint_globals()}
-    assert names == {'HistoryBuffer', 'ndarray', '_reconstruct', 'dtype', 'scalar',
-                     'Float64DType', 'Float32DType', 'Float16DType', 'Int64DType', 'Int32DType',
-                     'BoolDType'}
-
-
-def test_weights_only_still_refuses_other_globals():
-    enable_tool_checkpoints()
-
-    class Evil:
-        def __reduce__(self):
-            return (print, ('unpickled code ran',))
-
-    buffer = io.BytesIO()
-    torch.save({'x': Evil()}, buffer)
-    buffer.seek(0)
-    with pytest.raises(Exception, match='Unsupported global|not an allowed global'):
-        torch.load(buffer, weights_only=True)

@@ -2,6 +2,8 @@
 # RetinaHead kept), at EfficientDet-D3's input size.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
+# checkpoints that torch loads weights-only (mmdet's tools/test.py, --resume, DetInferencer)
+custom_hooks = [dict(type='WeightsOnlyCheckpointHook')]
 checkpoint = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/tf_efficientnet_b3_aa-84b4657e.pth'  # noqa
 
 model = dict(

@@ -2,6 +2,8 @@
 # out (P6 by max-pooling, as FPN's), so the RPN and RoI extractor strides stay as they are.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmdet_efficientdet'], allow_failed_imports=False)
+# checkpoints that torch loads weights-only (mmdet's tools/test.py, --resume, DetInferencer)
+custom_hooks = [dict(type='WeightsOnlyCheckpointHook')]
 model = dict(
     neck=dict(
         _delete_=True,

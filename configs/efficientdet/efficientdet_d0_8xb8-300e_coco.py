@@ -168,6 +168,9 @@ custom_hooks = [
     # before the first iteration: missing or cut-off images stop the run, and the boxes
     # mmdet drops without a word (outside, zero-size, unknown category) are counted
     dict(type='CheckDatasetHook'),
+    # checkpoints that torch loads weights-only (mmdet's tools/test.py, --resume,
+    # init_detector, DetInferencer): the Runner's state written as plain Python
+    dict(type='WeightsOnlyCheckpointHook'),
 ]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
 # The paper's SyncBN, the mmengine way: the model holds BN and the Runner converts it in

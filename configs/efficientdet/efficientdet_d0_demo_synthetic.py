@@ -101,6 +101,7 @@ custom_hooks = [
          update_buffers=True, priority=49),
     dict(type='StopOnInvalidLossHook'),
     dict(type='CheckDatasetHook'),
+    dict(type='WeightsOnlyCheckpointHook'),
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),

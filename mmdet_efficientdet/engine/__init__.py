@@ -1,4 +1,4 @@
 """Hooks and runner parts (as ``mmdet.engine``)."""
-from .hooks import CheckDatasetHook, StopOnInvalidLossHook
+from .hooks import CheckDatasetHook, StopOnInvalidLossHook, WeightsOnlyCheckpointHook
 
-__all__ = ['CheckDatasetHook', 'StopOnInvalidLossHook']
+__all__ = ['CheckDatasetHook', 'StopOnInvalidLossHook', 'WeightsOnlyCheckpointHook']

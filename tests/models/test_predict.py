@@ -10,7 +10,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
 
-from mmdet_efficientdet.converters import convert_effdet_checkpoint, convert_effdet_state_dict
+from mmdet_efficientdet.apis import convert_effdet_checkpoint
+from mmdet_efficientdet.converters import convert_effdet_state_dict
 
 from ..conftest import FIXTURES, HARD_NMS, ROOT, build, level_model, needs_fixtures
 
@@ -212,3 +213,26 @@ def test_best_after_nms_equals_nms_over_all_candidates():
         assert set(keep.tolist()) == set(all_keep[:max_num].tolist())
         # the same rows, up to the order of equal scores
         assert torch.equal(dets[keep.argsort()], all_dets[:max_num][all_keep[:max_num].argsort()])
+
+
+def test_effdet_release_files_load_as_they_are(tmp_path):
+    """A file in the layout of effdet's releases (a bare state dict, 90 COCO ids) loads
+    through mmdet's own loaders, converted on load, as the converted file does."""
+    from mmdet.apis import DetInferencer
+    fixture = _load_predict_fixture('d0')
+    release = str(tmp_path / 'tf_efficientdet_d0_release.pth')
+    torch.save(fixture['state_dict'], release)  # what effdet publishes
+    converted = _converted_d0(tmp_path)
+    register_all_modules()
+    cfg = Config.fromfile(D0_CONFIG)
+    cfg.model.backbone.init_cfg = None
+    image = next(_images(tmp_path))[1]
+    direct = inference_detector(init_detector(cfg, release, device='cpu'), image)
+    reference = inference_detector(init_detector(cfg, converted, device='cpu'), image)
+    for key in ('bboxes', 'scores', 'labels'):
+        assert torch.equal(direct.pred_instances[key], reference.pred_instances[key]), key
+    cfg = Config.fromfile(D0_CONFIG)  # inference_detector changed the pipeline of the last
+    cfg.model.backbone.init_cfg = None
+    inferencer = DetInferencer(model=cfg, weights=release, device='cpu', show_progress=False)
+    scores = inferencer(image, return_datasamples=True)['predictions'][0].pred_instances.scores
+    assert torch.equal(scores, reference.pred_instances.scores)

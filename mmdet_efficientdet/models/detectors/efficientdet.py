@@ -5,6 +5,8 @@ from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
 
+from ...converters import effdet_to_ours_in_place
+
 
 # The weights whose shape follows the class count: what mmengine's loaders skip (with a
 # warning) when a checkpoint of other classes is fine-tuned, as for any mmdet detector.
@@ -30,7 +32,7 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
         raise CheckpointMismatchError(
             f'no weight of the checkpoint belongs to this {type(model).__name__} (its first is '
             f'{next(iter(state_dict))!r}, the model\'s {next(iter(own))!r}): a checkpoint of '
-            'another model, or an effdet/timm file not yet converted (tools/convert_weights.py)')
+            'another model')
     if not partial:
         mismatched = [m for m in mismatched if m[0] not in CLASS_LAYER_KEYS]
     if not mismatched:
@@ -88,6 +90,11 @@ class EfficientDetector(SingleStageDetector):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # called first, with the whole checkpoint, by torch's and mmengine's loaders alike
+        # (load_from, tools/test.py, init_detector, DetInferencer): the reference port's
+        # release files are converted here, so they load as they are
+        if effdet_to_ours_in_place(state_dict, prefix, self.bbox_head.num_classes):
+            MMLogger.get_current_instance().info(
+                'the checkpoint is in effdet\'s layout: converted to this model\'s on load')
         if prefix == '':
             check_checkpoint_fits(self, state_dict, self.partial_load)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

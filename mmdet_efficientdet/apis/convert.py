@@ -7,8 +7,8 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.registry import DefaultScope
 
-from .effdet import (check_state_dict, convert_effdet_state_dict, load_torch_file,
-                     unwrap_state_dict)
+from ..converters import (check_state_dict, convert_effdet_state_dict, load_torch_file,
+                          unwrap_state_dict)
 
 
 def convert_effdet_checkpoint(src: str, dst: Optional[str], model_cfg: dict,
