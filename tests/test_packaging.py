@@ -2,6 +2,7 @@
 and the metafiles describe every config."""
 import configparser
 import glob
+import os
 import os.path as osp
 from importlib.metadata import version
 
@@ -91,3 +92,51 @@ def test_pip_install_keeps_the_installed_stack(tmp_path):
     would = [line for line in proc.stdout.splitlines() if line.startswith('Would install')]
     from mmdet_efficientdet import __version__
     assert [w.split()[2:] for w in would] == [[f'mmdet_efficientdet-{__version__}']], would
+
+
+def test_wheel_carries_configs_and_model_index(tmp_path):
+    """The built wheel, installed outside the checkout (a target folder on top of this
+    environment), finds its packaged configs, level configs and model index from any folder,
+    and EfficientDetInferencer builds a model by its metafile name."""
+    import shutil
+    import subprocess
+    import sys
+    source = tmp_path / 'src'  # a copy: building writes build/ and egg-info beside setup.py
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        '.venv', '.git', 'work_dirs', 'data', 'build', '*.egg-info', '__pycache__'))
+    pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check']
+    proc = subprocess.run([*pip, 'wheel', '--no-deps', '--no-build-isolation', '-w',
+                           str(tmp_path / 'dist'), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel, = glob.glob(str(tmp_path / 'dist' / '*.whl'))
+    target = tmp_path / 'site'
+    proc = subprocess.run([*pip, 'install', '--no-deps', '--target', str(target), wheel],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    probe = '''
+import os.path as osp, sys
+import mmdet_efficientdet
+from mmengine.config import Config
+from mmdet_efficientdet.apis import EfficientDetInferencer, config_path, model_index
+from mmdet_efficientdet.utils.level_configs import level_config_path
+assert mmdet_efficientdet.__file__.startswith(sys.argv[1]), mmdet_efficientdet.__file__
+path = config_path('efficientdet_lite/efficientdet_lite0_8xb8-300e_coco.py')
+assert path.startswith(osp.join(sys.argv[1], 'mmdet_efficientdet', '.mim')), path
+assert level_config_path('d3').startswith(sys.argv[1])
+assert len(model_index()) == 15
+cfg = Config.fromfile(path)
+inferencer = EfficientDetInferencer('efficientdet_lite0_8xb8-300e_coco', weights=sys.argv[2],
+                                    device='cpu')
+print('built', type(inferencer.model).__name__, cfg.model.backbone.arch)
+'''
+    # weights of the Lite0 model (random), so that nothing is downloaded
+    weights = tmp_path / 'lite0.pth'
+    import torch
+    from .conftest import level_model
+    torch.save({'state_dict': build(level_model('lite0')).state_dict()}, weights)
+    env = dict(os.environ, PYTHONPATH=str(target))
+    proc = subprocess.run([sys.executable, '-c', probe, str(target), str(weights)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'built EfficientDetector lite0' in proc.stdout

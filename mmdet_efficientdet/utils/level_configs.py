@@ -1,22 +1,22 @@
 """The level configs (``configs/efficientdet*/efficientdet_<level>_*_coco.py``) by level name,
-for the tools and tests of a checkout (the configs are not installed with the package)."""
+in a checkout or an installed wheel (its ``.mim/configs``)."""
 import glob
 import os.path as osp
 
 from ..scaling import D_LEVELS
+from ..apis.model_index import mim_root
 from .misc import check_choice
 
-CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 
 
 def level_config_path(level: str) -> str:
     """The COCO config of EfficientDet-``level`` (``'d0'`` … ``'d7x'``, ``'lite0'`` …)."""
     check_choice('EfficientDet level', level, D_LEVELS)
-    paths = glob.glob(osp.join(CONFIG_ROOT, 'efficientdet*', f'efficientdet_{level}_*_coco.py'))
+    root = osp.join(mim_root(), 'configs')
+    paths = glob.glob(osp.join(root, 'efficientdet*', f'efficientdet_{level}_*_coco.py'))
     if len(paths) != 1:
-        raise FileNotFoundError(
-            f'no config of level {level} under {CONFIG_ROOT} (the configs are in the '
-            'repository checkout, not installed with the package): pass a config path instead')
+        raise FileNotFoundError(f'no config of level {level} under {root}: pass a config path '
+                                'instead')
     return paths[0]
 
 
