@@ -18,8 +18,11 @@ import mmdet_efficientdet  # noqa: F401
 from mmdet_efficientdet.utils.level_configs import level_model_cfg
 from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 
+from .fixtures.seeded import seeded_input, seeded_state_dict, spread_scores
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FIXTURES = osp.join(osp.dirname(ROOT), 'shared', 'fixtures', 'effdet')
+# effdet's outputs, made by tests/fixtures/make_effdet_fixtures.py
+FIXTURES = osp.join(ROOT, 'tests', 'fixtures', 'effdet')
 LEVELS = ('d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd7x')
 LITE_LEVELS = ('lite0', 'lite1', 'lite2', 'lite3', 'lite3x', 'lite4')
 DEMO_CONFIG = osp.join(ROOT, 'configs/efficientdet_lite/efficientdet_lite0_demo_synthetic.py')
@@ -55,13 +58,11 @@ _memoized_format_code()
 
 
 def needs_fixtures(*names):
-    """Skip, saying why, when ../shared/fixtures/effdet (or a file in it) is absent."""
-    if not osp.isdir(FIXTURES):
-        pytest.skip(f'effdet reference data not found: no folder {FIXTURES} (it comes with '
-                    '../shared beside the checkout)')
+    """Fail, saying what to run, when a committed fixture is missing."""
     missing = [n for n in names if not osp.exists(osp.join(FIXTURES, n))]
     if missing:
-        pytest.skip(f'effdet reference data incomplete: {FIXTURES} lacks {", ".join(missing)}')
+        raise FileNotFoundError(f'{FIXTURES} lacks {", ".join(missing)}: regenerate them with '
+                                'tests/fixtures/make_effdet_fixtures.py (see its docstring)')
 
 
 def load_schema(level):
@@ -71,10 +72,51 @@ def load_schema(level):
         return json.load(f)
 
 
+def _levels_out(flat, shapes, width):
+    """effdet's per-level NCHW outputs from their flat (location, anchor) form."""
+    outs, start = [], 0
+    for h, w in shapes:
+        count = h * w * 9
+        outs.append(flat[start:start + count].reshape(1, h, w, 9 * width).permute(0, 3, 1, 2))
+        start += count
+    return outs
+
+
 def load_fixture(level):
-    name = f'tf_efficientdet_{level}.pth'
+    """effdet's outputs for its network with seeded weights (tests/fixtures/seeded.py):
+    ``config``, ``state_dict`` (effdet's naming, 90 classes), ``input``, ``cls_out`` and
+    ``box_out`` (per level, NCHW), ``cls_logits_flat``, ``box_deltas_flat_tytxthtw``,
+    ``anchors_yxyx``, ``decoded_boxes_xyxy``."""
+    name = f'tf_efficientdet_{level}.outputs.pth'
     needs_fixtures(name)
-    return torch.load(osp.join(FIXTURES, name), weights_only=True)
+    fixture = torch.load(osp.join(FIXTURES, name), weights_only=True)
+    fixture['state_dict'] = seeded_state_dict(load_schema(level)['state_dict'])
+    fixture['input'] = seeded_input((1, 3, *fixture['input_hw']), fixture['input_seed'])
+    fixture['cls_out'] = _levels_out(fixture['cls_logits_flat'], fixture['level_shapes'], 90)
+    fixture['box_out'] = _levels_out(fixture['box_deltas_flat_tytxthtw'],
+                                     fixture['level_shapes'], 4)
+    return fixture
+
+
+def load_predict_fixture(level):
+    """effdet's ``DetBenchPredict`` detections (``predict_detections``: x1, y1, x2, y2, score,
+    COCO id) for its network with seeded weights whose scores are spread, with ``state_dict``,
+    ``input``, ``config``, ``predict_orig_size_wh`` and ``predict_scale``."""
+    name = f'tf_efficientdet_{level}.predict.pth'
+    needs_fixtures(name)
+    fixture = load_fixture(level)
+    fixture.update(torch.load(osp.join(FIXTURES, name), weights_only=True))
+    fixture['state_dict'] = spread_scores(fixture['state_dict'])
+    return fixture
+
+
+def effdet_checkpoint(folder, level, predict=False):
+    """A file as effdet's train.py writes it (``state_dict`` in effdet's naming) with the
+    fixture's weights."""
+    state_dict = (load_predict_fixture if predict else load_fixture)(level)['state_dict']
+    path = osp.join(str(folder), f'effdet_{level}{"_predict" if predict else ""}.pth')
+    torch.save({'state_dict': state_dict}, path)
+    return path
 
 
 def schema_params(schema, prefix=''):

@@ -13,7 +13,7 @@ from mmdet_efficientdet.deploy import (DetectorForExport, export_onnx, onnx_sess
                                        same_detections)
 from mmdet_efficientdet.models.layers import MaxPool2dSame
 
-from .conftest import FIXTURES, HARD_NMS, ROOT, build, level_model, load_tool, needs_fixtures
+from .conftest import HARD_NMS, ROOT, build, level_model, load_predict_fixture, load_tool
 
 DEMO_D0 = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
 
@@ -122,9 +122,8 @@ def test_onnx_dynamic_size_raw_outputs_equal_pytorch(tmp_path):
 
 @pytest.mark.parametrize('dynamic', [False, True])
 def test_onnx_detections_equal_predict(dynamic, tmp_path):
-    needs_fixtures('tf_efficientdet_d0.predict.pth')
     from mmdet_efficientdet.converters import convert_effdet_state_dict
-    fixture = torch.load(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), weights_only=True)
+    fixture = load_predict_fixture('d0')
     model = build(level_model('d0', num_classes=90, nms=HARD_NMS)).eval()
     model.load_state_dict(convert_effdet_state_dict(fixture['state_dict'], 90))
     inputs = torch.cat([fixture['input'], fixture['input'].flip(-1)])

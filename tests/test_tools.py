@@ -8,7 +8,7 @@ from mmdet.datasets import CocoDataset
 from mmdet_efficientdet.converters import COCO80_CHANNELS
 from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
 
-from .conftest import FIXTURES, ROOT, call_tool, error_line, needs_fixtures
+from .conftest import ROOT, call_tool, effdet_checkpoint, error_line
 
 
 def _coco80_set(root):
@@ -26,9 +26,8 @@ def _coco80_set(root):
 
 
 def test_convert_then_test_reports_coco_ap(tmp_path, capsys):
-    needs_fixtures('tf_efficientdet_d0.pth')
     converted = str(tmp_path / 'd0_coco80.pth')
-    assert call_tool('convert_weights', osp.join(FIXTURES, 'tf_efficientdet_d0.pth'),
+    assert call_tool('convert_weights', effdet_checkpoint(tmp_path, 'd0'),
                      converted, '--level', 'd0') == 0
     assert 'EfficientDet-d0, 80 classes' in capsys.readouterr().out
     state = torch.load(converted, weights_only=True)['state_dict']
@@ -51,8 +50,7 @@ def test_convert_then_test_reports_coco_ap(tmp_path, capsys):
 
 
 def test_converter_refuses_another_level(tmp_path, capsys):
-    needs_fixtures('tf_efficientdet_d1.pth')
-    assert call_tool('convert_weights', osp.join(FIXTURES, 'tf_efficientdet_d1.pth'),
+    assert call_tool('convert_weights', effdet_checkpoint(tmp_path, 'd1'),
                      tmp_path / 'x.pth', '--level', 'd0') == 1
     assert ("is not a tf_efficientdet_d0 checkpoint: shape mismatch at "
             "'neck.extra_levels.0.conv.conv.weight': checkpoint (88, 320, 1, 1)") in \

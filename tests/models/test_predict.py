@@ -13,15 +13,9 @@ from mmengine.config import Config, ConfigDict
 from mmdet_efficientdet.apis import convert_effdet_checkpoint
 from mmdet_efficientdet.converters import convert_effdet_state_dict
 
-from ..conftest import FIXTURES, HARD_NMS, ROOT, build, level_model, needs_fixtures
+from ..conftest import HARD_NMS, ROOT, build, effdet_checkpoint, level_model, load_predict_fixture
 
 D0_CONFIG = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_8xb8-300e_coco.py')
-
-
-def _load_predict_fixture(level):
-    name = f'tf_efficientdet_{level}.predict.pth'
-    needs_fixtures(name)
-    return torch.load(osp.join(FIXTURES, name), weights_only=True)
 
 
 def _fixture_model(fixture, level, nms=HARD_NMS):
@@ -59,7 +53,7 @@ def _matched(reference, result, min_iou):
 
 @pytest.mark.parametrize('level', ['d0', 'd1'])
 def test_predict_equals_effdet_detections(level):
-    fixture = _load_predict_fixture(level)
+    fixture = load_predict_fixture(level)
     model = _fixture_model(fixture, level)
     sample = _pipeline_metainfo(fixture)
     with torch.no_grad():
@@ -70,13 +64,13 @@ def test_predict_equals_effdet_detections(level):
     matched = _matched(positive, result, min_iou=0.97)
     assert matched.float().mean() >= 0.99, f'{int(matched.sum())} of {len(positive)} matched'
     assert len(result) == 100
-    width, height = fixture['predict_orig_size_wh']
-    assert result.bboxes[:, 0::2].min() >= 0 and result.bboxes[:, 0::2].max() <= width
-    assert result.bboxes[:, 1::2].min() >= 0 and result.bboxes[:, 1::2].max() <= height
+    width, height = fixture['predict_orig_size_wh']  # clipped there, up to float rounding
+    assert result.bboxes[:, 0::2].min() >= 0 and result.bboxes[:, 0::2].max() <= width + 1e-3
+    assert result.bboxes[:, 1::2].min() >= 0 and result.bboxes[:, 1::2].max() <= height + 1e-3
 
 
 def test_mmdet_selection_stays_selectable_and_differs():
-    fixture = _load_predict_fixture('d0')
+    fixture = load_predict_fixture('d0')
     model = _fixture_model(fixture, 'd0')
     sample = _pipeline_metainfo(fixture)
     model.bbox_head.test_cfg = dict(
@@ -101,7 +95,7 @@ def test_mmdet_selection_stays_selectable_and_differs():
 
 
 def test_soft_nms_keeps_overlaps_with_decayed_scores():
-    fixture = _load_predict_fixture('d0')
+    fixture = load_predict_fixture('d0')
     sample = _pipeline_metainfo(fixture)
     results = {}
     soft_nms = Config.fromfile(D0_CONFIG).model.test_cfg.nms  # the COCO configs' default
@@ -132,9 +126,8 @@ def _images(tmp_path):
 
 
 def _converted_d0(tmp_path):
-    needs_fixtures('tf_efficientdet_d0.predict.pth')
     path = str(tmp_path / 'd0.pth')
-    convert_effdet_checkpoint(osp.join(FIXTURES, 'tf_efficientdet_d0.predict.pth'), path,
+    convert_effdet_checkpoint(effdet_checkpoint(tmp_path, 'd0', predict=True), path,
                               Config.fromfile(D0_CONFIG).model)
     return path
 
@@ -151,7 +144,7 @@ def test_inference_detector_boxes_stay_inside_the_image(weights, tmp_path):
         boxes = result.pred_instances.bboxes
         assert result.img_shape[0] <= 512 and result.img_shape[1] <= 512
         assert max(result.img_shape) == 512  # the real resized image, not the padded square
-        assert len(boxes) == 100, (width, height)
+        assert 0 < len(boxes) <= 100, (width, height)
         assert boxes[:, 0::2].min() >= 0 and boxes[:, 0::2].max() <= width, (width, height)
         assert boxes[:, 1::2].min() >= 0 and boxes[:, 1::2].max() <= height, (width, height)
 
@@ -219,7 +212,7 @@ def test_effdet_release_files_load_as_they_are(tmp_path):
     """A file in the layout of effdet's releases (a bare state dict, 90 COCO ids) loads
     through mmdet's own loaders, converted on load, as the converted file does."""
     from mmdet.apis import DetInferencer
-    fixture = _load_predict_fixture('d0')
+    fixture = load_predict_fixture('d0')
     release = str(tmp_path / 'tf_efficientdet_d0_release.pth')
     torch.save(fixture['state_dict'], release)  # what effdet publishes
     converted = _converted_d0(tmp_path)
