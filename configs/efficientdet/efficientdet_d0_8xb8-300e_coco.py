@@ -165,8 +165,9 @@ custom_hooks = [
          update_buffers=True, priority=49),
     # a NaN / infinite loss stops the run with one line; no NaN weights are saved
     dict(type='StopOnInvalidLossHook'),
-    # before the first iteration: missing or cut-off images stop the run, and the boxes
-    # mmdet drops without a word (outside, zero-size, unknown category) are counted
+    # before the first iteration (rank 0 reads, the others wait): missing or cut-off images
+    # stop the run, and the boxes mmdet drops without a word (outside, zero-size, unknown
+    # category) are counted. check_files=False skips the image files; or leave it out
     dict(type='CheckDatasetHook'),
     # checkpoints that torch loads weights-only (mmdet's tools/test.py, --resume,
     # init_detector, DetInferencer): the Runner's state written as plain Python
