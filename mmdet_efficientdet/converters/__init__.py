@@ -6,13 +6,15 @@ from .checkpoint_io import (CheckpointFileError, load_local_checkpoint, load_tor
                             restore_history_buffers, weights_only_state)
 from .effdet import (COCO80_CHANNELS, COCO_UNUSED_IDS, ConversionError, check_state_dict,
                      convert_effdet_state_dict, convert_efficientnet_pytorch,
-                     convert_timm_efficientnet, effdet_to_ours_in_place, is_effdet_layout,
+                     convert_timm_efficientnet, effdet_to_ours_in_place,
+                     efficientnet_to_ours_in_place, is_effdet_layout,
                      load_backbone_checkpoint, unwrap_state_dict)
 
 __all__ = [
     'COCO80_CHANNELS', 'COCO_UNUSED_IDS', 'CheckpointFileError', 'ConversionError',
     'check_state_dict', 'convert_effdet_state_dict', 'convert_efficientnet_pytorch',
-    'convert_timm_efficientnet', 'effdet_to_ours_in_place', 'is_effdet_layout',
+    'convert_timm_efficientnet', 'effdet_to_ours_in_place',
+    'efficientnet_to_ours_in_place', 'is_effdet_layout',
     'load_backbone_checkpoint', 'load_local_checkpoint',
     'load_torch_file', 'mmengine_checkpoint_globals', 'resolve_package_path',
     'restore_history_buffers', 'unwrap_state_dict', 'weights_only_state'

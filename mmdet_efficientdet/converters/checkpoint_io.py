@@ -145,7 +145,7 @@ def resolve_package_path(path: str) -> str:
     return filename
 
 
-def load_package_checkpoint(path: str, map_location=None):
+def load_from_package(path: str, map_location=None):
     """mmengine ``CheckpointLoader`` scheme ``pkg://``: a package file, loaded weights-only."""
     return load_local_checkpoint(resolve_package_path(path), map_location=map_location)
 
@@ -158,4 +158,4 @@ def load_torch_file(path: str) -> Mapping:
 
 
 if PACKAGE_SCHEME not in CheckpointLoader._schemes:  # a registration: adds, replaces nothing
-    CheckpointLoader.register_scheme(prefixes=PACKAGE_SCHEME, loader=load_package_checkpoint)
+    CheckpointLoader.register_scheme(prefixes=PACKAGE_SCHEME, loader=load_from_package)

@@ -307,3 +307,21 @@ def effdet_to_ours_in_place(state_dict: dict, prefix: str, num_classes: int) -> 
                                      num_classes=80 if num_classes == 80 else 90)
     state_dict.update((prefix + key, value) for key, value in ours.items())
     return True
+
+
+def efficientnet_to_ours_in_place(state_dict: dict, prefix: str) -> bool:
+    """Rewrite timm's or ``efficientnet_pytorch``'s EfficientNet keys under ``prefix`` of
+    ``state_dict`` as :class:`TFEfficientNet`'s, in place (what the backbone's
+    ``_load_from_state_dict`` receives from any loader: ``init_cfg``, ``load_checkpoint``);
+    False if they are neither (ours, or another model's)."""
+    keys = [key for key in state_dict if key.startswith(prefix)]
+    names = {key[len(prefix):] for key in keys}
+    if any(name.startswith('conv_stem.') for name in names):
+        convert = convert_timm_efficientnet
+    elif any(name.startswith('_conv_stem.') for name in names):
+        convert = convert_efficientnet_pytorch
+    else:
+        return False
+    ours = convert({key[len(prefix):]: state_dict.pop(key) for key in keys})
+    state_dict.update((prefix + key, value) for key, value in ours.items())
+    return True

@@ -212,3 +212,23 @@ def test_efficientnet_pytorch_b_layout_with_squeeze_excite():
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in ours.state_dict().items())
     with pytest.raises(ConversionError, match=r"unexpected key '_blocks\.3\._foo\.weight'"):
         convert_efficientnet_pytorch(dict(flat, **{'_blocks.3._foo.weight': torch.zeros(1)}))
+
+
+def test_imagenet_files_load_through_mmengines_own_loaders():
+    """The pkg:// scheme is registered with mmengine's CheckpointLoader and the backbone
+    converts efficientnet_pytorch's layout on load: mmengine's load_checkpoint and its
+    Pretrained initialiser take the package file as it is."""
+    from mmengine.model import PretrainedInit
+    from mmengine.runner import load_checkpoint
+    path = imagenet_checkpoint('lite0')
+    assert path.startswith('pkg://')
+    ours = TFEfficientNet(arch='lite0')
+    ours.init_cfg = dict(type='Pretrained', checkpoint=path)
+    ours.init_weights()  # our initialiser
+    loaded = TFEfficientNet(arch='lite0')
+    load_checkpoint(loaded, path, strict=True)
+    initialised = TFEfficientNet(arch='lite0')
+    PretrainedInit(checkpoint=path)(initialised)
+    for other in (loaded, initialised):
+        for (key, a), b in zip(ours.state_dict().items(), other.state_dict().values()):
+            assert torch.equal(a, b), key

@@ -11,6 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...converters import efficientnet_to_ours_in_place
 from ...scaling import (EFFICIENTNET_SCALING, STRIDE_LEVEL_STAGES, BlockSpec, efficientnet_blocks,
                         efficientnet_family, efficientnet_stem_channels)
 from ...utils.misc import check_choice
@@ -193,6 +194,12 @@ class TFEfficientNet(BaseModule):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # timm's and efficientnet_pytorch's files (the ImageNet weights, pkg://…) load as
+        # they are through any loader: mmengine's PretrainedInit, load_checkpoint, torch's
+        efficientnet_to_ours_in_place(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_weights(self) -> None:
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
