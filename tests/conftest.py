@@ -174,11 +174,12 @@ def tiny_config(folder, data_root, *, max_epochs=2, image_size=128, batch_size=2
             step.update(scale=size, ratio_range=(0.8, 1.2))
         if step['type'] == 'RandomCrop':
             step.update(crop_size=size)
-    for step in cfg.test_dataloader.dataset.pipeline:
+    for step in cfg.test_dataloader.dataset.pipeline + cfg.val_dataloader.dataset.pipeline:
         if step['type'] == 'EfficientDetResize':
             step.update(scale=size)
     for transform in cfg.tta_pipeline[1]['transforms'][0]:
         transform['scale'] = size
+    cfg.image_size = image_size
     cfg.model.data_preprocessor.pad_size_divisor = image_size
     cfg.model.data_preprocessor.batch_augments = [dict(type='BatchFixedSizePad', size=size)]
     root = data_root.rstrip('/') + '/'

@@ -526,3 +526,96 @@ def test_check_dataset_reports_anchors_that_do_not_fit_and_a_fix(tmp_path, capsy
     assert call_tool('check_dataset', path, '--splits', 'train', '--anchor-images', '3',
                      '--min-anchor-coverage', '60') == 1
     assert 'ERROR anchor coverage' in capsys.readouterr().out
+
+
+def test_a_checkpoint_of_another_architecture_whose_shapes_fit_is_refused(tmp_path, capsys):
+    """D0 into Lite0: every weight they share has the same shape, but D0 has squeeze-excite
+    and fusion weights Lite0 lacks; refused through load_checkpoint and tools/test.py.
+    Another class count (fine-tuning) still loads."""
+    d0 = _save(build(level_model('d0', num_classes=4)), tmp_path / 'd0.pth')
+    model = build(level_model('lite0', num_classes=4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError, match=r'it holds \d+ weights this model does '
+                       r'not have \(first: backbone\.blocks\.0\.0\.se\.conv1\.conv\.weight\)'):
+        load_checkpoint(model, d0, map_location='cpu')
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    lite0_90 = _save(build(level_model('lite0', num_classes=90)), tmp_path / 'lite0_90.pth')
+    load_checkpoint(model, lite0_90, map_location='cpu')  # fine-tuning: class layer skipped
+    partial = build(dict(level_model('lite0', num_classes=4), partial_load=True))
+    load_checkpoint(partial, d0, map_location='cpu')
+    assert torch.equal(partial.backbone.stem.conv.weight,
+                       torch.load(d0, weights_only=True)['state_dict']['backbone.stem.conv.weight'])
+
+
+def test_fewer_model_classes_than_the_data_has_stop_the_run(small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data, max_epochs=1,
+                      **{'model.bbox_head.num_classes': 3})
+    line = _one_line_error(call_tool('train', cfg, '--work-dir', tmp_path / 'wd'), capsys,
+                           'train.py')
+    assert ('the training set has 4 classes but model.bbox_head.num_classes=3: the boxes of the '
+            'other 1 would train as background. Set model.bbox_head.num_classes=4') in line
+    assert not [f for f in os.listdir(tmp_path / 'wd') if f.endswith('.pth')]
+
+
+@pytest.mark.parametrize('how', ['child config', 'cfg-options'])
+def test_an_image_size_the_pipelines_do_not_use_is_refused(how, small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data, max_epochs=1)
+    args = []
+    if how == 'child config':
+        child = tmp_path / 'child.py'
+        child.write_text(f"_base_ = '{cfg}'\nimage_size = 96\n")
+        cfg = child
+    else:
+        args = ['--cfg-options', 'image_size=96']
+    line = _one_line_error(call_tool('train', cfg, '--work-dir', tmp_path / 'wd', *args),
+                           capsys, 'train.py')
+    assert ('image_size=96, but the config uses 128 at model.data_preprocessor.pad_size_divisor '
+            '(and 5 more): image_size only sets the sizes of the file that defines it') in line
+    assert not osp.exists(tmp_path / 'wd')
+
+
+def test_a_misspelt_cfg_options_key_is_refused_a_new_one_is_not(small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data, max_epochs=1)
+    line = _one_line_error(call_tool('train', cfg, '--work-dir', tmp_path / 'wd',
+                                     '--cfg-options', 'trian_cfg.max_epochs=1'),
+                           capsys, 'train.py')
+    assert ('--cfg-options trian_cfg.max_epochs: unknown key trian_cfg (did you mean '
+            'train_cfg?)') in line
+    assert not osp.exists(tmp_path / 'wd')
+    from mmengine.config import Config
+    from mmdet_efficientdet.utils.runner_args import check_option_keys
+    check_option_keys(Config.fromfile(cfg), {'my_note': 'kept', 'train_cfg.max_epochs': 2})
+
+
+def test_resuming_a_complete_run_says_so(small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data, max_epochs=1)
+    work_dir = tmp_path / 'wd'
+    assert call_tool('train', cfg, '--work-dir', work_dir) == 0
+    before = _digests(work_dir)
+    capsys.readouterr()
+    assert call_tool('train', cfg, '--work-dir', work_dir, '--resume') == 1
+    line = error_line(capsys)
+    assert line.startswith('--resume: the checkpoint (') and line.endswith(
+        'is at epoch 1 of max_epochs=1: the run is already complete. To train on, raise it '
+        "(--cfg-options train_cfg.max_epochs=11; the param_scheduler's end follows the config "
+        'that sets it)')
+    assert _digests(work_dir) == before
+
+
+def test_test_out_never_overwrites_without_force(small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data)
+    out = tmp_path / 'results.json'
+    out.write_text('keep me')
+    checkpoint = _save(build(level_model('lite0', num_classes=4)), tmp_path / 'c.pth')
+    assert call_tool('test', cfg, checkpoint, '--out', out) == 1
+    assert error_line(capsys) == f'test.py: --out {out} exists; pass --force to overwrite it'
+    assert out.read_text() == 'keep me'
+
+
+def test_quantize_never_overwrites_its_fp32_export_without_force(small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data)
+    fp32 = tmp_path / 'm_int8.fp32.onnx'
+    fp32.write_bytes(b'an earlier export')
+    assert call_tool('quantize', cfg, tmp_path / 'none.pth', '--out', tmp_path / 'm_int8.xml') == 1
+    assert error_line(capsys) == f'quantize: {fp32} exists; pass --force to overwrite it'
+    assert fp32.read_bytes() == b'an earlier export'

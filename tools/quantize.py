@@ -9,7 +9,7 @@ int8 weights, int8 activations calibrated on the first --calib-images images of 
 --calib-split dataset, preprocessed as the test pipeline does. --backend openvino (NNCF)
 writes an OpenVINO IR (.xml + .bin); --backend onnxruntime (onnxruntime.quantization) an
 ONNX file with QDQ nodes. Layers whose names contain a --fp32-layers pattern stay in float.
-The fp32 ONNX file is kept beside the output (<out>.fp32.onnx). Then both run on the first
+The fp32 ONNX file is kept beside the output: --out m_int8.xml writes m_int8.fp32.onnx. Then both run on the first
 --check-images val images, and the tool prints how many of the fp32 model's detections
 scoring --check-score or more the int8 model finds too (same class, IoU > 0.5). Measure what
 int8 costs with tools/test.py CONFIG --backend openvino --model model_int8.xml (val mAP), and
@@ -57,7 +57,8 @@ def parse_args(argv=None):
                         help='val images on which int8 is compared with fp32 (0: none)')
     parser.add_argument('--check-score', type=float, default=0.3,
                         help='the fp32 detections compared: those scoring this or more')
-    parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
+    parser.add_argument('--force', action='store_true', help='overwrite --out and its fp32 '
+                        'export (<stem of --out>.fp32.onnx) if they exist')
     return parser.parse_args(argv)
 
 
@@ -110,8 +111,10 @@ def main(argv=None):
     if not args.out.endswith(SUFFIX[args.backend]):
         sys.exit(f'quantize: --out {args.out}: a {args.backend} model is a '
                  f'{SUFFIX[args.backend]} file')
-    if osp.exists(args.out) and not args.force:
-        sys.exit(f'quantize: {args.out} exists; pass --force to overwrite it')
+    fp32 = osp.splitext(args.out)[0] + '.fp32.onnx'  # the fp32 export, kept beside --out
+    for path in (args.out, fp32):
+        if osp.exists(path) and not args.force:
+            sys.exit(f'quantize: {path} exists; pass --force to overwrite it')
     folder = osp.dirname(osp.abspath(args.out))
     if not osp.isdir(folder):
         sys.exit(f'quantize: the folder of --out {args.out} does not exist ({folder})')
@@ -128,7 +131,6 @@ def main(argv=None):
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     model.eval()
     batches = list(calibration_batches(cfg, model, args.calib_split, args.calib_images))
-    fp32 = osp.splitext(args.out)[0] + '.fp32.onnx'
     with torch.no_grad():
         export_onnx(model, fp32, size, 1, detections=True)
     quantize = quantize_openvino if args.backend == 'openvino' else quantize_onnxruntime

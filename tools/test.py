@@ -34,6 +34,7 @@ def parse_args(argv=None):
                         help='checkpoint file (not with --model: an exported model)')
     parser.add_argument('--out', help='write the results: .pkl/.pickle (mmdet results), or '
                         '.json (COCO result format: image_id, category_id, bbox, score)')
+    parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
     parser.add_argument('--show', action='store_true', help='show the predictions in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per image of --show')
     parser.add_argument('--show-dir', help='draw predictions (mmdet visualizer) into '
@@ -105,6 +106,8 @@ def main(argv=None):
         out_format = osp.splitext(args.out)[1].lower()
         if out_format not in ('.pkl', '.pickle', '.json'):
             raise SystemExit(f'--out {args.out}: must end in .pkl, .pickle or .json')
+        if osp.exists(args.out) and not args.force:
+            raise SystemExit(f'test.py: --out {args.out} exists; pass --force to overwrite it')
     if bool(args.backend) != bool(args.model):
         raise SystemExit('test.py: --backend and --model go together (an exported model and '
                          'the runtime that runs it)')

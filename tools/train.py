@@ -6,6 +6,7 @@ traceback in the log)."""
 import argparse
 import sys
 
+from mmengine.hooks import Hook
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -34,6 +35,25 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+class StopIfAlreadyComplete(Hook):
+    """After --resume: a checkpoint at or past the end of the schedule would train nothing
+    and exit 0; say so and how to train on instead."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        by_epoch = hasattr(loop, 'max_epochs')
+        done, end = (runner.epoch, loop.max_epochs) if by_epoch else (runner.iter,
+                                                                      loop.max_iters)
+        if done >= end:
+            unit = 'epochs' if by_epoch else 'iters'
+            sys.exit(f'--resume: the checkpoint ({runner.cfg.load_from}) is at {unit[:-1]} '
+                     f'{done} of max_{unit}={end}: the run is already complete. To train on, '
+                     f'raise it (--cfg-options train_cfg.max_{unit}={done + 10}; the '
+                     "param_scheduler's end follows the config that sets it)")
+
+
 def main(argv=None):
     args = parse_args(argv)
     enable_tool_checkpoints()  # weights-only resume of mmengine's checkpoints, clear errors
@@ -54,6 +74,8 @@ def main(argv=None):
         print(said, flush=True)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if cfg.get('resume'):
+        runner.register_hook(StopIfAlreadyComplete())
     try:
         runner.train()
     except CheckpointFileError as error:

@@ -6,6 +6,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+from ..engine.config_checks import check_image_size
+
 
 def amp_unavailable_reason() -> Optional[str]:
     """Why mixed precision cannot run here (mmengine's AmpOptimWrapper needs CUDA/NPU/MLU),
@@ -114,6 +116,22 @@ def check_sizes(cfg: Config) -> None:
             walk(cfg[key], key)
 
 
+def check_option_keys(cfg: Config, options: dict) -> None:
+    """Refuse a ``--cfg-options`` key whose top level the config lacks but nearly has
+    (``trian_cfg.max_epochs``): mmengine would add it and train as if it were not there.
+    A new key unlike any of the config's (a variable of the user's) stays allowed."""
+    import difflib
+    for key in options:
+        top = key.split('.')[0]
+        if top in cfg:
+            continue
+        close = difflib.get_close_matches(top, list(cfg.keys()), n=1, cutoff=0.8)
+        if close:
+            raise ValueError(f'--cfg-options {key}: unknown key {top} (did you mean '
+                             f'{close[0]}?); the config has no {top}, so it would change '
+                             'nothing')
+
+
 def load_runner_config(args) -> Config:
     """Config of ``args.config`` with ``--cfg-options``, ``--launcher`` and ``--work-dir``
     (default ``work_dirs/<config name>``) applied; ready for CPU-only distributed runs."""
@@ -121,6 +139,7 @@ def load_runner_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_option_keys(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -128,6 +147,7 @@ def load_runner_config(args) -> Config:
         cfg.work_dir = os.path.join('./work_dirs',
                                     os.path.splitext(os.path.basename(args.config))[0])
     check_sizes(cfg)
+    check_image_size(cfg)
     if args.launcher != 'none' and not torch.cuda.is_available():
         prepare_cpu_distributed(cfg)
     return cfg

@@ -4,7 +4,9 @@ from mmdet.registry import HOOKS
 from mmengine.dist import broadcast_object_list, get_rank, get_world_size
 from mmengine.hooks import Hook
 
-from ...utils.dataset_check import check_coco_dataset, dataset_configs, mmdet_dropped_boxes
+from ...utils.dataset_check import (check_coco_dataset, dataset_configs, mmdet_dropped_boxes,
+                                    model_num_classes)
+from ..config_checks import check_image_size
 
 
 class TrainingDataError(RuntimeError):
@@ -19,6 +21,9 @@ class CheckDatasetHook(Hook):
     * images that are missing or cut off (a truncated PNG/JPEG) stop the run now, with one
       line naming how many and the first ones, instead of failing when their batch comes
       (hours into a COCO run);
+    * a model with fewer classes than the training set (the other classes' boxes would
+      train as background) and an ``image_size`` that the pipelines do not use (set in a
+      child config or by ``--cfg-options``: it changes nothing) stop the run now;
     * boxes that mmdet's ``CocoDataset`` drops without a word (wholly outside their image,
       of zero size, of a category not among the config's classes) are counted in one line
       of the log.
@@ -54,11 +59,21 @@ class CheckDatasetHook(Hook):
     def verdict(self, cfg) -> Tuple[Optional[str], Optional[str]]:
         """(the error that stops the run, the warning for the log) for ``cfg``'s training
         set; each None when there is nothing to say."""
+        try:
+            check_image_size(cfg)
+        except ValueError as error:
+            return str(error), None
         dataset = dataset_configs(cfg).get('train')
         if not dataset or 'ann_file' not in dataset:
             return None, None
-        findings = check_coco_dataset('train', dataset, None,
+        num_classes = model_num_classes(cfg)
+        findings = check_coco_dataset('train', dataset, num_classes,
                                       decode='ends' if self.check_files else False)
+        if 'more classes than the model has outputs' in findings.errors:
+            return (f'the training set has {len(findings.classes)} classes but '
+                    f'model.bbox_head.num_classes={num_classes}: the boxes of the other '
+                    f'{len(findings.classes) - num_classes} would train as background. Set '
+                    f'model.bbox_head.num_classes={len(findings.classes)}'), None
         unreadable = {kind: entry for kind, entry in findings.errors.items()
                       if kind in ('missing image files', 'unreadable images')}
         if unreadable:

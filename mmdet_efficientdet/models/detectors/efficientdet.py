@@ -18,12 +18,33 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint whose weights do not fit the model."""
 
 
+def _architecture_mismatch(own: dict, state_dict: dict) -> Optional[str]:
+    """What makes ``state_dict`` another architecture than ``own`` although its shared weights
+    fit: weights the model does not have (squeeze-excite of D0 in Lite0, fusion weights of
+    'fast' in 'sum' …) or, within a part (backbone, neck, head) that the checkpoint holds,
+    weights of the model's that it lacks; None if neither."""
+    unexpected = [key for key in state_dict if key not in own]
+    parts = {key.split('.')[0] for key in state_dict if key in own}
+    missing = [key for key in own if key not in state_dict and key.split('.')[0] in parts]
+    if not unexpected and not missing:
+        return None
+    said = []
+    if unexpected:
+        said.append(f'{len(unexpected)} weights this model does not have (first: '
+                    f'{unexpected[0]})')
+    if missing:
+        said.append(f'none of {len(missing)} weights of the model (first: {missing[0]})')
+    return ' and '.join(said)
+
+
 def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: bool) -> None:
     """Refuse a checkpoint that would leave ``model`` partly random: a weight of another
     shape outside the class layer (first one named, with both shapes: a checkpoint of another
-    level), or no weight of the model's at all. Class-layer weights of another shape (a
-    checkpoint of other classes) are left to mmengine, which skips them with a warning. With
-    ``partial``, any mismatched weights are removed from ``state_dict`` and listed."""
+    level), weights of another architecture whose shared ones happen to fit (a D0 checkpoint
+    in a Lite0 model: squeeze-excite and fusion weights the model lacks), or no weight of the
+    model's at all. Class-layer weights of another shape (a checkpoint of other classes) are
+    left to mmengine, which skips them with a warning. With ``partial``, mismatched weights
+    are removed from ``state_dict`` and listed, and the rest loads."""
     own = model.state_dict()
     mismatched = [(key, tuple(state_dict[key].shape), tuple(value.shape))
                   for key, value in own.items()
@@ -35,15 +56,21 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
             'another model')
     if not partial:
         mismatched = [m for m in mismatched if m[0] not in CLASS_LAYER_KEYS]
-    if not mismatched:
-        return
-    if not partial:
+    if not partial and mismatched:
         key, theirs, ours = mismatched[0]
         more = f' (and {len(mismatched) - 1} more)' if len(mismatched) > 1 else ''
         raise CheckpointMismatchError(
             f'the checkpoint does not fit this model: {key} is {theirs} in the checkpoint but '
             f'{ours} in the model{more}: a checkpoint of another level or architecture. To '
             'take what fits anyway, set model.partial_load=True (the rest is skipped)')
+    other = _architecture_mismatch(own, state_dict)
+    if not partial and other:
+        raise CheckpointMismatchError(
+            f'the checkpoint does not fit this model: it holds {other}: a checkpoint of '
+            'another level or architecture. To take what fits anyway, set '
+            'model.partial_load=True (the rest is skipped)')
+    if not mismatched:
+        return
     for key, _, _ in mismatched:
         del state_dict[key]
     MMLogger.get_current_instance().warning(
