@@ -297,7 +297,7 @@ def test_training_counts_the_boxes_mmdet_drops(own_data, tmp_path, capsys):
     next_id = max(a['id'] for a in coco['annotations']) + 1
     coco['annotations'] += [
         dict(base, id=next_id, bbox=[image['width'] + 5, 3, 10, 10]),  # wholly outside
-        dict(base, id=next_id + 1, bbox=[3, 3, 0.5, 8]),  # zero size
+        dict(base, id=next_id + 1, bbox=[3, 3, 0, 0], area=0.0),  # zero size (no area at all)
         dict(base, id=next_id + 2, bbox=[3, 3, 10, 10], category_id=77)]  # unknown category
     _write_json(osp.join(own_data, 'annotations', 'instances_train.json'), coco)
     cfg = tiny_config(tmp_path, own_data, max_epochs=1)
@@ -309,22 +309,27 @@ def test_training_counts_the_boxes_mmdet_drops(own_data, tmp_path, capsys):
     assert out.count('the training set loses') == 1
 
 
-@pytest.mark.parametrize('fault', ['missing', 'cut off'])
+@pytest.mark.parametrize('fault', ['missing', 'cut off', 'no image'])
 def test_an_unreadable_training_image_stops_the_run_before_it_starts(own_data, tmp_path, fault,
                                                                      capsys):
     name = _coco(own_data)['images'][2]['file_name']
     path = osp.join(own_data, 'train', name)
     if fault == 'missing':
         os.remove(path)
-    else:
+    elif fault == 'cut off':
         data = open(path, 'rb').read()
         open(path, 'wb').write(data[:len(data) // 2])
+    else:
+        open(path, 'w').write('a text file saved under an image name\n')
     cfg = tiny_config(tmp_path, own_data, max_epochs=1)
     line = _one_line_error(call_tool('train', cfg, '--work-dir', tmp_path / 'wd'), capsys,
                            'train.py')
     kind = 'missing image files' if fault == 'missing' else 'unreadable images'
     assert f'TrainingDataError: the training set has images that cannot be read: {kind}: 1' \
         in line and name in line
+    cause = dict(missing='', cut_off='the file is cut off', no_image="not a PNG image (it begins "
+                 "with b'a text f')")[fault.replace(' ', '_')]
+    assert cause in line
     assert not [f for f in os.listdir(tmp_path / 'wd') if f.endswith('.pth')]
 
 

@@ -68,24 +68,46 @@ _PNG_END = b'IEND\xaeB`\x82'
 _JPEG_END = b'\xff\xd9'
 
 
-def file_is_cut_off(path: str) -> bool:
-    """Whether a PNG or JPEG file lacks its end (a truncated copy or download); other formats
-    are not judged (False)."""
+_SIGNATURES = {'.png': (b'\x89PNG\r\n\x1a\n', 'PNG'), '.jpg': (b'\xff\xd8', 'JPEG'),
+               '.jpeg': (b'\xff\xd8', 'JPEG')}
+
+
+def image_file_fault(path: str) -> Optional[str]:
+    """Why a PNG or JPEG file cannot be read, judged from its first and last bytes (cheap even
+    for COCO's 118k images): not an image of its kind at all, or cut off (a truncated copy or
+    download); None if neither. Other formats are not judged."""
     suffix = osp.splitext(path)[1].lower()
-    if suffix not in ('.png', '.jpg', '.jpeg'):
-        return False
+    if suffix not in _SIGNATURES:
+        return None
+    signature, kind = _SIGNATURES[suffix]
     with open(path, 'rb') as f:
+        head = f.read(len(signature))
         f.seek(0, 2)
         f.seek(max(0, f.tell() - 1024))
         tail = f.read()
-    if suffix == '.png':
-        return not tail.rstrip(b'\x00').endswith(_PNG_END)
-    return _JPEG_END not in tail  # some cameras write data after the marker
+    if head != signature:
+        return f'not a {kind} image (it begins with {head[:8]!r})'
+    ends = (tail.rstrip(b'\x00').endswith(_PNG_END) if suffix == '.png'
+            else _JPEG_END in tail)  # some cameras write data after JPEG's end marker
+    return None if ends else 'the file is cut off (no end)'
+
+
+def dropped_box(bbox, area, image: dict) -> Optional[str]:
+    """Why mmdet's ``CocoDataset`` drops a box without a word: ``'zero_size'`` (w or h under
+    1 px, or no area), ``'outside'`` (wholly outside its image), or None. The one rule both
+    ``tools/check_dataset.py`` and the training start count by."""
+    x, y, w, h = bbox
+    if w < 1 or h < 1 or (area is not None and area <= 0):
+        return 'zero_size'
+    if (max(0, min(x + w, image['width']) - max(x, 0)) *
+            max(0, min(y + h, image['height']) - max(y, 0))) == 0:
+        return 'outside'
+    return None
 
 
 def mmdet_dropped_boxes(coco: dict, classes: Optional[List[str]]) -> Dict[str, int]:
     """How many boxes mmdet's ``CocoDataset`` drops without a word when it loads ``coco``, by
-    its own rules: wholly outside the image, zero size, category not among ``classes``."""
+    its own rules: zero size, wholly outside the image, category not among ``classes``."""
     categories = {c['id']: c['name'] for c in coco.get('categories', [])}
     kept = {i for i, n in categories.items() if not classes or n in classes}
     images = {image['id']: image for image in coco.get('images', [])}
@@ -94,12 +116,9 @@ def mmdet_dropped_boxes(coco: dict, classes: Optional[List[str]]) -> Dict[str, i
         image = images.get(ann.get('image_id'))
         if image is None or ann.get('ignore', False):
             continue
-        x, y, w, h = ann['bbox']
-        if (max(0, min(x + w, image['width']) - max(x, 0)) *
-                max(0, min(y + h, image['height']) - max(y, 0))) == 0:
-            dropped['outside'] += 1
-        elif ann.get('area', w * h) <= 0 or w < 1 or h < 1:
-            dropped['zero_size'] += 1
+        reason = dropped_box(ann['bbox'], ann.get('area'), image)
+        if reason:
+            dropped[reason] += 1
         elif ann.get('category_id') not in kept:
             dropped['category'] += 1
     return dropped
@@ -170,9 +189,14 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
                          f'{where}: {categories[category]!r}', error=False)
             continue
         x, y, w, h = ann['bbox']
-        if w < 1 or h < 1:
+        reason = dropped_box(ann['bbox'], ann.get('area'), image)
+        if reason == 'zero_size':
             findings.add('zero-size boxes (w or h < 1 px: mmdet drops them)',
                          f'{where}: bbox {ann["bbox"]}')
+            continue
+        if reason == 'outside':
+            findings.add('boxes wholly outside their image (mmdet drops them)',
+                         f'{where}: bbox {ann["bbox"]} in {image["width"]}x{image["height"]}')
             continue
         if x < -1 or y < -1 or x + w > image['width'] + 1 or y + h > image['height'] + 1:
             findings.add('boxes outside their image',
@@ -184,8 +208,9 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
             findings.add('missing image files', path)
             continue
         if decode == 'ends':
-            if file_is_cut_off(path):
-                findings.add('unreadable images', f'{path}: the file is cut off (no end)')
+            fault = image_file_fault(path)
+            if fault:
+                findings.add('unreadable images', f'{path}: {fault}')
         elif decode:
             size = _read_image_size(path)
             if isinstance(size, str):
