@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import ROOT, build, call_tool, level_model
+from .conftest import ROOT, build, call_tool, level_model, load_tool
 
 DEMO = osp.join(ROOT, 'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
 
@@ -47,6 +47,10 @@ def test_folder_with_a_corrupt_file(checkpoint, tmp_path, capsys):
         x, y, w, h = d['bbox']
         size = (200, 120) if d['file_name'] == 'a.jpg' else (90, 300)
         assert d['score'] >= 0.3 and d['category'] in ('circle', 'square', 'triangle', 'cross')
+        # the dataset's ids (the demo data's annotation files, made by tools/make_dataset.py,
+        # are not there in the test: COCO's convention of ids from 1), as test.py --out has them
+        assert d['category_id'] == ('circle', 'square', 'triangle', 'cross').index(
+            d['category']) + 1
         assert 0 <= x and 0 <= y and x + w <= size[0] + 1e-3 and y + h <= size[1] + 1e-3
 
 
@@ -66,3 +70,20 @@ def test_video(checkpoint, tmp_path, capsys):
             int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (160, 96)
     detections = json.loads((out / 'detections.json').read_text())
     assert {d['file_name'] for d in detections} <= {f'frame_{i:06d}' for i in range(4)}
+
+
+def test_category_ids_are_the_annotation_files(tmp_path):
+    """detections.json names categories by the dataset's ids, as tools/test.py --out does."""
+    from mmengine.config import Config
+    infer = load_tool('infer')
+    (tmp_path / 'annotations').mkdir()
+    categories = [dict(id=i, name=n) for i, n in ((7, 'cross'), (3, 'circle'), (12, 'square'),
+                                                   (5, 'triangle'))]
+    (tmp_path / 'annotations' / 'instances_val.json').write_text(json.dumps(dict(
+        images=[], annotations=[], categories=categories)))
+    cfg = Config.fromfile(DEMO)
+    cfg.test_dataloader.dataset.data_root = str(tmp_path) + '/'
+    classes = ('circle', 'square', 'triangle', 'cross')
+    assert infer.category_ids(cfg, classes) == [3, 12, 5, 7]
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'elsewhere') + '/'
+    assert infer.category_ids(cfg, classes) == [1, 2, 3, 4]

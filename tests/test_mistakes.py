@@ -624,3 +624,24 @@ def test_quantize_never_overwrites_its_fp32_export_without_force(small_data, tmp
     assert call_tool('quantize', cfg, tmp_path / 'none.pth', '--out', tmp_path / 'm_int8.xml') == 1
     assert error_line(capsys) == f'quantize: {fp32} exists; pass --force to overwrite it'
     assert fp32.read_bytes() == b'an earlier export'
+
+
+def test_infer_checks_its_out_dir_first_and_leaves_no_empty_one(tmp_path, capsys):
+    from PIL import Image
+    checkpoint = _save(build(level_model('d0', num_classes=4)), tmp_path / 'd0.pth')
+    demo = osp.join(osp.dirname(osp.dirname(__file__)),
+                    'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
+    image = tmp_path / 'a.png'
+    Image.new('RGB', (64, 48)).save(image)
+    a_file = tmp_path / 'taken'
+    a_file.write_text('keep')
+    assert call_tool('infer', demo, checkpoint, image, '--out-dir', a_file) == 1
+    assert error_line(capsys) == (f'infer: --out-dir {a_file} is a file; name a folder (new or '
+                                  'existing)')
+    assert a_file.read_text() == 'keep'
+    text = tmp_path / 'in'
+    text.mkdir()
+    (text / 'notes.txt').write_text('no image')
+    assert call_tool('infer', demo, checkpoint, text, '--out-dir', tmp_path / 'new') == 1
+    assert error_line(capsys) == 'infer: no readable image to run on'
+    assert not osp.exists(tmp_path / 'new')

@@ -55,13 +55,33 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def coco_results(prediction: dict, image_id, file_name: str, classes, score_thr: float) -> list:
+def category_ids(cfg, classes) -> list:
+    """The dataset's category id of each class, as ``tools/test.py --out`` and the annotation
+    file have them: by name from the config's test annotation file when it is there,
+    otherwise COCO's convention of ids from 1 (class index + 1)."""
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset and 'ann_file' not in dataset:
+        dataset = dataset['dataset']
+    ann_file = dataset.get('ann_file') or ''
+    if ann_file and dataset.get('data_root') and not osp.isabs(ann_file):
+        ann_file = osp.join(dataset['data_root'], ann_file)
+    ids = {}
+    if ann_file.endswith('.json') and osp.isfile(ann_file):
+        with open(ann_file) as f:
+            ids = {c['name']: c['id'] for c in json.load(f).get('categories', [])}
+    if classes and all(name in ids for name in classes):
+        return [ids[name] for name in classes]
+    return [index + 1 for index in range(len(classes or []) or 1000)]
+
+
+def coco_results(prediction: dict, image_id, file_name: str, classes, score_thr: float,
+                 ids: list) -> list:
     """One image's detections (DetInferencer's dict) as COCO result entries."""
     out = []
     for label, score, (x1, y1, x2, y2) in zip(prediction['labels'], prediction['scores'],
                                               prediction['bboxes']):
         if score >= score_thr:
-            out.append(dict(image_id=image_id, file_name=file_name, category_id=int(label),
+            out.append(dict(image_id=image_id, file_name=file_name, category_id=ids[label],
                             category=classes[label] if classes else str(label),
                             bbox=[x1, y1, x2 - x1, y2 - y1], score=float(score)))
     return out
@@ -90,7 +110,7 @@ def run_images(inferencer, paths, args, classes) -> list:
     detections = []
     for index, (path, prediction) in enumerate(zip(paths, results['predictions'])):
         detections += coco_results(prediction, index, osp.basename(path), classes,
-                                   args.score_thr)
+                                   args.score_thr, args.category_ids)
     print(f'infer: {len(paths)} images drawn into {osp.join(args.out_dir, "vis")}')
     return detections
 
@@ -114,7 +134,7 @@ def run_video(inferencer, path, args, classes) -> list:
                             pred_score_thr=args.score_thr)
         writer.write(cv2.cvtColor(result['visualization'][0], cv2.COLOR_RGB2BGR))
         detections += coco_results(result['predictions'][0], index, f'frame_{index:06d}',
-                                   classes, args.score_thr)
+                                   classes, args.score_thr, args.category_ids)
         count += 1
     writer.release()
     capture.release()
@@ -160,9 +180,22 @@ def main(argv=None):
         sys.exit('infer: give the CHECKPOINT to run (or an exported --model and --backend)')
     if not osp.exists(args.input):
         sys.exit(f'infer: {args.input} does not exist')
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        sys.exit(f'infer: --out-dir {args.out_dir} is a file; name a folder (new or existing)')
     inferencer = build_inferencer(args)
     classes = inferencer.model.dataset_meta.get('classes')
+    args.category_ids = category_ids(inferencer.cfg, classes)
+    created = not osp.isdir(args.out_dir)
     os.makedirs(args.out_dir, exist_ok=True)
+    try:
+        infer(inferencer, args, classes)
+    except BaseException:
+        if created and not os.listdir(args.out_dir):
+            os.rmdir(args.out_dir)  # a failed run leaves no empty folder behind
+        raise
+
+
+def infer(inferencer, args, classes) -> None:
     if osp.isdir(args.input):
         names = sorted(os.listdir(args.input))
         paths = [osp.join(args.input, n) for n in names if n.lower().endswith(IMAGE_SUFFIXES)]
