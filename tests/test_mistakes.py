@@ -336,18 +336,18 @@ def test_an_unreadable_training_image_stops_the_run_before_it_starts(own_data, t
 def test_a_diverging_run_stops_at_once_and_saves_no_nan_weights(own_data, tmp_path, capsys):
     cfg = tiny_config(tmp_path, own_data, max_epochs=3,
                       optim_wrapper=dict(optimizer=dict(lr=1e6), clip_grad=None))
-    line = _one_line_error(call_tool('train', cfg, '--work-dir', tmp_path / 'wd'), capsys,
-                           'train.py')
+    line = _one_line_error(call_tool('train', cfg, '--work-dir', tmp_path / 'wd',
+                                     '--auto-scale-lr'), capsys, 'train.py')
     # the loss, or (first) a BN statistic on its way into a checkpoint
     assert 'InvalidLossError: iteration ' in line
     assert 'the loss is not finite (loss ' in line or 'is not finite, so no checkpoint' in line
-    assert 'at lr ' in line and 'Try a lower lr' in line
+    assert 'at lr 2.5e+05' in line and 'Try a lower lr' in line  # 1e6 scaled to batch 2 of 8
     iteration = int(line.split('InvalidLossError: iteration ')[1].split(':')[0])
     assert iteration <= 4  # within the first epochs' few iterations
     for name in os.listdir(tmp_path / 'wd'):
         if name.endswith('.pth'):
             state = torch.load(tmp_path / 'wd' / name, map_location='cpu',
-                               weights_only=False)['state_dict']
+                               weights_only=True)['state_dict']
             assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
@@ -645,3 +645,25 @@ def test_infer_checks_its_out_dir_first_and_leaves_no_empty_one(tmp_path, capsys
     assert call_tool('infer', demo, checkpoint, text, '--out-dir', tmp_path / 'new') == 1
     assert error_line(capsys) == 'infer: no readable image to run on'
     assert not osp.exists(tmp_path / 'new')
+
+
+@pytest.mark.parametrize('option,line', [
+    (['--shape', '-256', '256'], 'export_onnx: --shape -256 256: height and width must be 1 or '
+     'more'),
+    (['--batch-size', '0'], 'export_onnx: --batch-size 0 must be 1 or more')])
+def test_export_refuses_sizes_that_cannot_be_and_writes_nothing(option, line, tmp_path, capsys):
+    demo = osp.join(osp.dirname(osp.dirname(__file__)),
+                    'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
+    out = tmp_path / 'm.onnx'
+    assert call_tool('export_onnx', demo, tmp_path / 'none.pth', '--out', out, *option) == 1
+    assert error_line(capsys) == line
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluating_a_checkpoint_of_other_classes_is_refused(small_data, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, small_data)
+    c90 = _save(build(level_model('lite0', num_classes=90)), tmp_path / 'c90.pth')
+    line = _one_line_error(call_tool('test', cfg, c90, '--work-dir', tmp_path / 't'), capsys,
+                           'test.py')
+    assert ('the checkpoint is of 90 classes and the model of 4: evaluated, its class layer '
+            'would be random. Evaluate with model.bbox_head.num_classes=90') in line

@@ -71,6 +71,11 @@ def main(argv=None):
     if args.backend not in BACKENDS:
         sys.exit(f'export_onnx: unknown --backend {args.backend!r}; valid choices: '
                  f'{", ".join(BACKENDS)}')
+    if args.shape and min(args.shape) < 1:
+        sys.exit(f'export_onnx: --shape {args.shape[0]} {args.shape[1]}: height and width must '
+                 'be 1 or more')
+    if args.batch_size < 1:
+        sys.exit(f'export_onnx: --batch-size {args.batch_size} must be 1 or more')
     enable_tool_checkpoints()
     register_all_modules()
     cfg = Config.fromfile(args.config)

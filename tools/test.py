@@ -121,6 +121,8 @@ def main(argv=None):
             raise SystemExit('test.py: --tta and --nms change the PyTorch model; an exported '
                              "model's selection is in its graph")
         cfg.model = runtime_model_cfg(cfg.model, args.model, args.backend, args.precision)
+    if cfg.model.get('type') == 'EfficientDetector':
+        cfg.model.strict_classes = True  # a checkpoint of other classes: refused, not random
     if args.nms:
         cfg.model.setdefault('test_cfg', ConfigDict())['nms'] = dict(NMS_CHOICES[args.nms])
     if args.show or args.show_dir:

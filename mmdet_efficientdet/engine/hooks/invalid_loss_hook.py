@@ -44,7 +44,8 @@ class StopOnInvalidLossHook(Hook):
     @staticmethod
     def _stop(runner, what: str) -> None:
         lrs = runner.optim_wrapper.get_lr() if hasattr(runner, 'optim_wrapper') else {}
-        lr = next(iter(lrs.values()), [math.nan])[0] if lrs else math.nan
+        # the lr in use ('lr'), not the configured one mmengine also reports ('base_lr')
+        lr = (lrs.get('lr') or [math.nan])[0]
         last = find_latest_checkpoint(runner.work_dir)
         kept = (f'the last good checkpoint is {last}' if last and osp.isfile(last) else
                 'no checkpoint was written before it')

@@ -37,6 +37,20 @@ def _architecture_mismatch(own: dict, state_dict: dict) -> Optional[str]:
     return ' and '.join(said)
 
 
+def _class_count_error(model: torch.nn.Module, state_dict: dict) -> Optional[str]:
+    """For a model that evaluates (``strict_classes``): a checkpoint class layer of another
+    class count, which mmengine would skip, leaving a random one."""
+    key = CLASS_LAYER_KEYS[1]
+    theirs, ours = state_dict.get(key), model.state_dict()[key]
+    if theirs is None or theirs.shape == ours.shape:
+        return None
+    anchors = model.bbox_head.num_base_priors
+    return (f'the checkpoint is of {theirs.shape[0] // anchors} classes and the model of '
+            f'{ours.shape[0] // anchors}: evaluated, its class layer would be random. Evaluate '
+            f'with model.bbox_head.num_classes={theirs.shape[0] // anchors} (the config the '
+            'checkpoint was trained with)')
+
+
 def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: bool) -> None:
     """Refuse a checkpoint that would leave ``model`` partly random: a weight of another
     shape outside the class layer (first one named, with both shapes: a checkpoint of another
@@ -54,6 +68,8 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
             f'no weight of the checkpoint belongs to this {type(model).__name__} (its first is '
             f'{next(iter(state_dict))!r}, the model\'s {next(iter(own))!r}): a checkpoint of '
             'another model')
+    if getattr(model, 'strict_classes', False) and _class_count_error(model, state_dict):
+        raise CheckpointMismatchError(_class_count_error(model, state_dict))
     if not partial:
         mismatched = [m for m in mismatched if m[0] not in CLASS_LAYER_KEYS]
     if not partial and mismatched:
@@ -93,6 +109,9 @@ class EfficientDetector(SingleStageDetector):
             (1.3x per training step for the demo) and suits tensor cores. In eval mode the
             model is contiguous again (as fast for inference here, and bit-equal to the
             reference's outputs). Default: False.
+        strict_classes (bool): Refuse a checkpoint of another class count instead of
+            skipping its class layer (fine-tuning's convention): what evaluation wants
+            (``tools/test.py`` sets it). Default: False.
         partial_load (bool): Weights of a checkpoint whose shapes do not fit this model are
             skipped (and listed in the log) instead of refused. Default False: a checkpoint
             of other classes loads as into any mmdet model (mmengine skips the class layer
@@ -103,9 +122,10 @@ class EfficientDetector(SingleStageDetector):
     """
 
     def __init__(self, *args, channels_last: bool = False, partial_load: bool = False,
-                 **kwargs) -> None:
+                 strict_classes: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.partial_load = partial_load
+        self.strict_classes = strict_classes
         self.channels_last = channels_last
         self.train(self.training)
 
