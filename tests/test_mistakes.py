@@ -519,7 +519,12 @@ def test_check_dataset_reports_anchors_that_do_not_fit_and_a_fix(tmp_path, capsy
     cfg.model.bbox_head.num_classes = 1
     path = str(tmp_path / 'small_thin_d0.py')
     cfg.dump(path)
-    assert call_tool('check_dataset', path, '--splits', 'train') == 0  # a note by default
+    # under half the boxes covered: an error by default, a note when the user says so
+    assert call_tool('check_dataset', path, '--splits', 'train', '--anchor-images', '3') == 1
+    out = capsys.readouterr().out
+    assert 'is below --min-anchor-coverage 50 %' in out and 'no problem found' not in out
+    assert call_tool('check_dataset', path, '--splits', 'train',
+                     '--min-anchor-coverage', '0') == 0
     out = capsys.readouterr().out
     covered = float(out.split('    covered ')[1].split(' %')[0])
     assert covered < 50, out

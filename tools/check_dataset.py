@@ -10,9 +10,9 @@ Prints a summary per split (counts and the first examples) and exits 1 if anythi
 error. The anchor fit (training split) is computed with the config's own anchor generator
 and assigner at its input size: the share of boxes with an anchor at the positive IoU
 (overall, by size and aspect), those matched only by force and those not at all, and a
-suggested anchor_scale / ratios from a small search when one covers more; it is a note
-unless the share is below --min-anchor-coverage. --show N draws N images of the first split
-with their ground truth (mmdet's visualizer, as the model will learn it after loading:
+suggested anchor_scale / ratios from a small search when one covers more; an error when the
+share is below --min-anchor-coverage (default 50 %). --show N draws N images of the first
+split with their ground truth (mmdet's visualizer, as the model will learn it after loading:
 dropped boxes are not drawn).
 """
 import argparse
@@ -46,9 +46,9 @@ def parse_args(argv=None):
                         help='only check that image files exist (faster)')
     parser.add_argument('--anchor-images', type=int, default=300, metavar='N',
                         help="how many training images the anchor fit samples (0: no check)")
-    parser.add_argument('--min-anchor-coverage', type=float, default=0.0, metavar='PERCENT',
+    parser.add_argument('--min-anchor-coverage', type=float, default=50.0, metavar='PERCENT',
                         help='an error (exit 1) when fewer training boxes than this have an '
-                        'anchor at the positive IoU (default 0: the fit is a note)')
+                        'anchor at the positive IoU (default 50; 0: the fit is only a note)')
     parser.add_argument('--cfg-options', nargs='+', action=cfg_options_action())
     return parser.parse_args(argv)
 
