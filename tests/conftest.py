@@ -15,8 +15,8 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_efficientdet  # noqa: F401
-from mmdet_efficientdet.utils.level_configs import level_model_cfg
-from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
+from mmdet_efficientdet.apis.level_configs import level_model_cfg
+from mmdet_efficientdet.apis.synthetic import make_synthetic_coco
 
 from .fixtures.seeded import seeded_input, seeded_state_dict, spread_scores
 
@@ -219,7 +219,7 @@ def call_tool(name, *argv):
     """``tools/<name>.py ARGV`` in this process, as its ``__main__`` runs it: the exit status
     (errors end as one line on stderr and status 1; ``sys.exit(message)`` prints the message
     to stderr, as Python does at exit). argparse's usage errors raise ``SystemExit(2)``."""
-    from mmdet_efficientdet.utils.tool_errors import run_tool as run_main
+    from mmdet_efficientdet.apis.tool_errors import run_tool as run_main
     module = load_tool(name)
     try:
         run_main(lambda: module.main([str(a) for a in argv]), f'{name}.py')

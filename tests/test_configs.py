@@ -14,8 +14,8 @@ from mmengine.structures import InstanceData
 
 from mmdet_efficientdet.scaling import D_LEVELS, NORMALIZATION, efficientdet_dims, \
     imagenet_checkpoint
-from mmdet_efficientdet.utils.level_configs import level_config_path
-from mmdet_efficientdet.utils.synthetic import CLASSES, PALETTE
+from mmdet_efficientdet.apis.level_configs import level_config_path
+from mmdet_efficientdet.apis.synthetic import CLASSES, PALETTE
 
 from .conftest import ROOT, build, level_model
 

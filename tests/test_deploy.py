@@ -10,7 +10,7 @@ from mmdet.structures import DetDataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet_efficientdet.deploy import (DetectorForExport, export_onnx, onnx_session,
-                                       same_detections)
+                                       same_detections, switch_to_deploy)
 from mmdet_efficientdet.models.layers import MaxPool2dSame
 
 from .conftest import HARD_NMS, ROOT, build, level_model, load_predict_fixture, load_tool
@@ -46,7 +46,7 @@ def test_deploy_mode_folds_and_keeps_outputs(level, size):
     model = _model(level)
     inputs = torch.randn(1, 3, *size)
     expected = _raw(model, inputs)
-    model.switch_to_deploy(size)
+    switch_to_deploy(model, size)
     assert not [m for m in model.modules() if isinstance(m, _BatchNorm)]
     assert not [m for m in model.modules()
                 if isinstance(m, (Conv2dAdaptivePadding, MaxPool2dSame))]
@@ -58,7 +58,7 @@ def test_deploy_mode_keeps_the_models_dtype():
     model = _model('d0').double()
     inputs = torch.randn(1, 3, 128, 128, dtype=torch.float64)
     expected = _raw(model, inputs)
-    model.switch_to_deploy((128, 128))
+    switch_to_deploy(model, (128, 128))
     assert {p.dtype for p in model.parameters()} == {torch.float64}
     outputs = _raw(model, inputs)
     assert max((o - e).abs().max().item() for o, e in zip(outputs, expected)) <= 1e-10
@@ -68,7 +68,7 @@ def test_deploy_mode_without_a_size_keeps_any_size():
     model = _model('d0')
     inputs = [torch.randn(1, 3, 128, 160), torch.randn(1, 3, 200, 96)]
     expected = [_raw(model, x) for x in inputs]
-    model.switch_to_deploy()
+    switch_to_deploy(model)
     for x, e in zip(inputs, expected):
         assert max((o - r).abs().max().item() for o, r in zip(_raw(model, x), e)) <= 1e-4
 

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mmdet_efficientdet.utils.synthetic import CLASSES, make_synthetic_coco
+from mmdet_efficientdet.apis.synthetic import CLASSES, make_synthetic_coco
 
 from .conftest import (PYTHON, ROOT, call_tool, error_line, load_tool, run_tool, tiny_config,
                        train_losses)
@@ -188,7 +188,7 @@ def test_kill_and_resume_continues_with_equal_state(tiny_data, tmp_path, monkeyp
         [PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir, '--seed', '0'], work_dir, 1)
     epoch = int(osp.basename(path)[len('epoch_'):-4])
     assert epoch < 4, 'the run was not killed mid-training'
-    from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+    from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
     enable_tool_checkpoints()  # what tools/train.py turns on: weights-only loading suffices
     checkpoint = torch.load(path, map_location='cpu')
     assert (checkpoint['meta']['epoch'], checkpoint['meta']['iter']) == (epoch, 4 * epoch)

@@ -12,8 +12,8 @@ from mmengine.runner import load_checkpoint
 
 from mmdet_efficientdet.converters import CheckpointFileError
 from mmdet_efficientdet.models.detectors.efficientdet import CheckpointMismatchError
-from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
-from mmdet_efficientdet.utils.tool_errors import one_line
+from mmdet_efficientdet.apis.synthetic import make_synthetic_coco
+from mmdet_efficientdet.apis.tool_errors import one_line
 
 from .conftest import build, call_tool, error_line, level_model, tiny_config
 
@@ -100,7 +100,7 @@ def test_a_file_that_is_no_checkpoint_is_named(content, tmp_path):
     path = tmp_path / 'weights.pth'
     path.write_bytes(content)
     model = build(level_model('d0', num_classes=4))
-    from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+    from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
     enable_tool_checkpoints()  # our tools' loader for local paths
     with pytest.raises(CheckpointFileError, match=f'{path} is not a PyTorch checkpoint'):
         load_checkpoint(model, str(path))
@@ -368,7 +368,7 @@ def test_a_full_disk_names_the_file_and_leaves_no_partial_checkpoint(own_data, t
 def test_the_error_line_survives_a_full_disk(capsys):
     from mmengine.logging import MMLogger
 
-    from mmdet_efficientdet.utils.tool_errors import run_tool
+    from mmdet_efficientdet.apis.tool_errors import run_tool
     MMLogger.get_instance('full_disk_test', log_file='/dev/full')
 
     def fails():
@@ -595,7 +595,7 @@ def test_a_misspelt_cfg_options_key_is_refused_a_new_one_is_not(small_data, tmp_
             'train_cfg?)') in line
     assert not osp.exists(tmp_path / 'wd')
     from mmengine.config import Config
-    from mmdet_efficientdet.utils.runner_args import check_option_keys
+    from mmdet_efficientdet.apis.runner_args import check_option_keys
     check_option_keys(Config.fromfile(cfg), {'my_note': 'kept', 'train_cfg.max_epochs': 2})
 
 

@@ -119,7 +119,7 @@ import os.path as osp, sys
 import mmdet_efficientdet
 from mmengine.config import Config
 from mmdet_efficientdet.apis import EfficientDetInferencer, config_path, model_index
-from mmdet_efficientdet.utils.level_configs import level_config_path
+from mmdet_efficientdet.apis.level_configs import level_config_path
 assert mmdet_efficientdet.__file__.startswith(sys.argv[1]), mmdet_efficientdet.__file__
 path = config_path('efficientdet_lite/efficientdet_lite0_8xb8-300e_coco.py')
 assert path.startswith(osp.join(sys.argv[1], 'mmdet_efficientdet', '.mim')), path

@@ -6,7 +6,7 @@ import torch
 from mmdet.datasets import CocoDataset
 
 from mmdet_efficientdet.converters import COCO80_CHANNELS
-from mmdet_efficientdet.utils.synthetic import make_synthetic_coco
+from mmdet_efficientdet.apis.synthetic import make_synthetic_coco
 
 from .conftest import ROOT, call_tool, effdet_checkpoint, error_line
 
@@ -61,7 +61,7 @@ def test_converter_refuses_another_level(tmp_path, capsys):
 def test_seed_alone_keeps_the_configs_deterministic_setting():
     from mmengine.config import Config
 
-    from mmdet_efficientdet.utils.runner_args import apply_randomness_args
+    from mmdet_efficientdet.apis.runner_args import apply_randomness_args
     cfg = Config(dict(randomness=dict(seed=1, deterministic=True, diff_rank_seed=True)))
     apply_randomness_args(cfg, 7, False)
     assert cfg.randomness == dict(seed=7, deterministic=True, diff_rank_seed=True)

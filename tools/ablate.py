@@ -32,9 +32,9 @@ import torch
 from mmengine.config import Config
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
-from mmdet_efficientdet.utils.runner_args import cfg_options_action
-from mmdet_efficientdet.utils.tool_errors import one_line, run_tool
+from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.apis.runner_args import cfg_options_action
+from mmdet_efficientdet.apis.tool_errors import one_line, run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STUDIES = osp.join(ROOT, 'configs', 'ablations', 'studies')

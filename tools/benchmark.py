@@ -23,9 +23,10 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 import mmdet_efficientdet  # noqa: F401
+from mmdet_efficientdet.apis.level_configs import level_model_cfg
+from mmdet_efficientdet.apis.tool_errors import run_tool
+from mmdet_efficientdet.deploy import switch_to_deploy
 from mmdet_efficientdet.scaling import D_LEVELS
-from mmdet_efficientdet.utils.level_configs import level_model_cfg
-from mmdet_efficientdet.utils.tool_errors import run_tool
 
 
 def complexity(model, size):
@@ -182,7 +183,7 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
             rows.append((name, *torch_rows(eager)))
         elif name == 'deploy':
             deploy = copy.deepcopy(eager)
-            deploy.switch_to_deploy((size, size))
+            switch_to_deploy(deploy, (size, size))
             rows.append(('deploy (BN folded, static padding)', *torch_rows(deploy)))
         elif name == 'onnxruntime':
             rows.append(('onnxruntime fp32', *runtime_rows('onnxruntime')))

@@ -25,10 +25,10 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.utils.runner_args import cfg_options_action
-from mmdet_efficientdet.utils.tool_errors import run_tool
-from mmdet_efficientdet.utils.anchor_fit import check_anchor_fit
-from mmdet_efficientdet.utils.dataset_check import (check_coco_dataset, dataset_configs,
+from mmdet_efficientdet.apis.runner_args import cfg_options_action
+from mmdet_efficientdet.apis.tool_errors import run_tool
+from mmdet_efficientdet.apis.anchor_fit import check_anchor_fit
+from mmdet_efficientdet.datasets.dataset_check import (check_coco_dataset, dataset_configs,
                                                     model_num_classes)
 
 

@@ -22,8 +22,8 @@ import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.apis import convert_effdet_checkpoint
 from mmdet_efficientdet.converters import ConversionError
 from mmdet_efficientdet.scaling import D_LEVELS
-from mmdet_efficientdet.utils.level_configs import level_config_path
-from mmdet_efficientdet.utils.tool_errors import run_tool
+from mmdet_efficientdet.apis.level_configs import level_config_path
+from mmdet_efficientdet.apis.tool_errors import run_tool
 
 
 def parse_args(argv=None):

@@ -28,8 +28,8 @@ from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.deploy import BACKENDS, export_onnx, runtime_session, same_detections
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
-from mmdet_efficientdet.utils.tool_errors import run_tool
+from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.apis.tool_errors import run_tool
 
 
 def parse_args(argv=None):

@@ -29,8 +29,8 @@ from mmengine.utils import track_iter_progress
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.deploy import BACKENDS, PRECISIONS, runtime_model_cfg
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
-from mmdet_efficientdet.utils.tool_errors import run_tool
+from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.apis.tool_errors import run_tool
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm')

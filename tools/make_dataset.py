@@ -2,7 +2,7 @@
 import argparse
 import time
 
-from mmdet_efficientdet.utils.synthetic import SPLITS, make_synthetic_coco
+from mmdet_efficientdet.apis.synthetic import SPLITS, make_synthetic_coco
 
 
 def main():

@@ -31,10 +31,10 @@ from mmengine.runner import load_checkpoint
 import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.deploy import BACKENDS, export_onnx, runtime_session, same_detections
 from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
-from mmdet_efficientdet.utils.anchor_fit import input_size
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
-from mmdet_efficientdet.utils.dataset_check import dataset_configs
-from mmdet_efficientdet.utils.tool_errors import run_tool
+from mmdet_efficientdet.apis.anchor_fit import input_size
+from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.datasets.dataset_check import dataset_configs
+from mmdet_efficientdet.apis.tool_errors import run_tool
 
 SUFFIX = {'openvino': '.xml', 'onnxruntime': '.onnx'}
 

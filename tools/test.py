@@ -15,9 +15,9 @@ from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.deploy import BACKENDS, PRECISIONS, runtime_model_cfg
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
-from mmdet_efficientdet.utils.runner_args import add_runner_args, load_runner_config
-from mmdet_efficientdet.utils.tool_errors import run_tool
+from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.apis.runner_args import add_runner_args, load_runner_config
+from mmdet_efficientdet.apis.tool_errors import run_tool
 
 NMS_CHOICES = {
     'hard': dict(type='nms', iou_threshold=0.5),

@@ -11,12 +11,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.utils.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.converters import CheckpointFileError
-from mmdet_efficientdet.utils.resume import resolve_resume, unreadable_resume_error
-from mmdet_efficientdet.utils.runner_args import (add_runner_args, amp_unavailable_reason,
+from mmdet_efficientdet.apis.resume import resolve_resume, unreadable_resume_error
+from mmdet_efficientdet.apis.runner_args import (add_runner_args, amp_unavailable_reason,
                                                   apply_randomness_args, load_runner_config)
-from mmdet_efficientdet.utils.tool_errors import run_tool
+from mmdet_efficientdet.apis.tool_errors import run_tool
 
 
 def parse_args(argv=None):

@@ -97,14 +97,21 @@ def _kth_best(scores: torch.Tensor, k: int) -> torch.Tensor:
     return scores.topk(fewest, largest=False).values.max()
 
 
-def switch_to_deploy(model: nn.Module, input_size: Optional[Tuple[int, int]]) -> None:
-    """``model.switch_to_deploy`` of an ``EfficientDetector``; another mmdet detector (e.g.
-    RetinaNet with our BiFPN) gets the general part of it: BN folded, our run-time "same"
-    padding made static for ``input_size``."""
-    if hasattr(model, 'switch_to_deploy'):
-        model.switch_to_deploy(input_size)
-    else:
-        fold_bn_and_fix_padding(model, input_size)
+@torch.no_grad()
+def switch_to_deploy(model: nn.Module, input_size: Optional[Tuple[int, int]] = None) -> None:
+    """The inference-only form of the same network (outputs equal up to float rounding), in
+    place and irreversibly: every BN folded into the conv before it (an ``EfficientDetHead``'s
+    per-level BNs first into one pointwise conv per level), and, for a fixed ``input_size``
+    (H, W) of the batch, TF "same" padding made static (the model then takes only that size).
+    Any mmdet detector (e.g. RetinaNet with our BiFPN) gets the general part.
+
+    >>> switch_to_deploy(model, (512, 512))
+    """
+    model.eval()
+    head = getattr(model, 'bbox_head', None)
+    if hasattr(head, 'switch_to_deploy'):
+        head.switch_to_deploy()  # its per-level BNs follow no conv of their own
+    fold_bn_and_fix_padding(model, input_size)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from mmdet.models.detectors import SingleStageDetector
@@ -100,8 +100,9 @@ class EfficientDetector(SingleStageDetector):
     """EfficientDet: ``TFEfficientNet`` + ``BiFPNNeck`` + ``EfficientDetHead``.
 
     A plain mmdet single-stage detector that holds BN, whatever process builds it (the
-    paper's SyncBN is the runner's business: ``sync_bn = 'torch'`` in the config), refuses
-    checkpoints of another level, and can switch to a deploy form.
+    paper's SyncBN is the runner's business: ``sync_bn = 'torch'`` in the config), converts
+    effdet's release files on load and refuses checkpoints of another level or architecture.
+    Its deploy form (BN folded, static padding): ``mmdet_efficientdet.deploy.switch_to_deploy``.
 
     Args:
         channels_last (bool): While training, keep weights and activations in channels-last
@@ -163,16 +164,3 @@ class EfficientDetector(SingleStageDetector):
         if self.channels_last and self.training:
             batch_inputs = batch_inputs.contiguous(memory_format=torch.channels_last)
         return super().extract_feat(batch_inputs)
-
-    @torch.no_grad()
-    def switch_to_deploy(self, input_size: Optional[Tuple[int, int]] = None) -> None:
-        """Inference-only form of the same network (outputs equal up to float rounding):
-        every BN folded into the conv before it (the head's per-level BNs into one pointwise
-        conv per level), and, for a fixed ``input_size`` (H, W) of the batch, TF "same"
-        padding made static. Then the model takes only that input size. Irreversible.
-        """
-        from ...deploy.static_padding import fold_bn_and_fix_padding
-        self.eval()
-        self.bbox_head.switch_to_deploy()  # its per-level BNs follow no conv of their own
-        fold_bn_and_fix_padding(self, input_size)
-        self.deploy = True

@@ -4,8 +4,8 @@ import glob
 import os.path as osp
 
 from ..scaling import D_LEVELS
-from ..apis.model_index import mim_root
-from .misc import check_choice
+from ..utils.misc import check_choice
+from .model_index import mim_root
 
 
 
