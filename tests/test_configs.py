@@ -85,8 +85,9 @@ def test_level_config_is_its_row_of_the_table(level):
     assert (neck.in_channels, neck.out_channels, neck.num_outs, neck.num_repeats,
             neck.fusion, neck.topology) == (d['backbone_channels'], d['width'], d['num_outs'],
                                             d['fpn_repeats'], d['fusion'], 'bifpn')
-    assert (head.in_channels, head.stacked_convs, head.num_levels) == (
+    assert (head.in_channels, head.stacked_convs, len(head.anchor_generator.strides)) == (
         d['width'], d['head_repeats'], d['num_outs'])
+    assert 'num_levels' not in head  # the head counts the anchor strides
     assert neck.act_cfg.type == head.act_cfg.type == d['act']
     assert head.anchor_generator.strides == d['strides']
     assert head.anchor_generator.anchor_scale == d['anchor_scale']

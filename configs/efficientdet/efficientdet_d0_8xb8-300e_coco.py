@@ -49,7 +49,6 @@ model = dict(
         num_classes=80,
         in_channels=64,
         stacked_convs=3,  # D_class
-        num_levels=5,
         norm_cfg=norm_cfg,
         act_cfg=dict(type='SiLU'),
         with_cp=False,

@@ -10,9 +10,7 @@ model = dict(
         batch_augments=[dict(type='BatchFixedSizePad', size=(image_size, image_size))]),
     backbone=dict(arch='b7', init_cfg=dict(checkpoint=checkpoint)),
     neck=dict(in_channels=[80, 224, 640], num_outs=6),
-    bbox_head=dict(
-        num_levels=6,
-        anchor_generator=dict(strides=[8, 16, 32, 64, 128, 256], anchor_scale=4.0)))
+    bbox_head=dict(anchor_generator=dict(strides=[8, 16, 32, 64, 128, 256], anchor_scale=4.0)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),

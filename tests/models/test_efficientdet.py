@@ -153,3 +153,13 @@ def test_images_without_boxes_give_finite_losses_and_gradients():
         loss.backward()
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_the_head_takes_its_levels_from_the_anchor_strides():
+    from mmdet.registry import MODELS
+    head_cfg = level_model('d7x')['bbox_head']
+    assert 'num_levels' not in head_cfg
+    head = MODELS.build(head_cfg)
+    assert head.num_levels == 6 and len(head.cls_norms[0]) == 6
+    with pytest.raises(ValueError, match=r'num_levels=5, but the anchor generator has 6 strides'):
+        MODELS.build(dict(head_cfg, num_levels=5))

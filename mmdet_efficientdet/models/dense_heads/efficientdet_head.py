@@ -46,7 +46,9 @@ class EfficientDetHead(AnchorHead):
         in_channels (int): Channels of the neck outputs (W_bifpn).
         stacked_convs (int): Separable convs of each subnet before its prediction conv
             (D_class; mmdet's name, as in ``RetinaHead``). Default: 3.
-        num_levels (int): Pyramid levels (one BN per level and repeat). Default: 5.
+        num_levels (int, optional): Not needed: the head has one BN per level and repeat for
+            the levels of its anchor generator (``len(anchor_generator.strides)``, as mmdet's
+            RTMDet head counts them); if given, it must agree.
         pad_type (str): ``'same'`` or ``'symmetric'``. Default: ``'same'``.
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation. Default: Swish (``SiLU``).
@@ -61,7 +63,7 @@ class EfficientDetHead(AnchorHead):
                  num_classes: int,
                  in_channels: int,
                  stacked_convs: int = 3,
-                 num_levels: int = 5,
+                 num_levels: Optional[int] = None,
                  pad_type: str = 'same',
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: dict = dict(type='SiLU'),
@@ -71,7 +73,7 @@ class EfficientDetHead(AnchorHead):
                  **kwargs) -> None:
         self.with_cp = with_cp
         self.stacked_convs = stacked_convs
-        self.num_levels = num_levels
+        self._num_levels_given = num_levels
         self.pad_type = pad_type
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
@@ -82,6 +84,11 @@ class EfficientDetHead(AnchorHead):
                             override=dict(name='conv_cls', bias_prob=prior_prob, **head_init))
         super().__init__(num_classes, in_channels, feat_channels=in_channels,
                          init_cfg=init_cfg, **kwargs)
+
+    @property
+    def num_levels(self) -> int:
+        """The pyramid levels: those of the anchor generator."""
+        return len(self.prior_generator.strides)
 
     def _subnet(self) -> Tuple[nn.ModuleList, nn.ModuleList]:
         convs = nn.ModuleList([
@@ -97,6 +104,11 @@ class EfficientDetHead(AnchorHead):
         return convs, norms
 
     def _init_layers(self) -> None:
+        given = self._num_levels_given
+        if given is not None and given != self.num_levels:
+            raise ValueError(f'EfficientDetHead: num_levels={given}, but the anchor generator '
+                             f'has {self.num_levels} strides {list(self.prior_generator.strides)}'
+                             ': leave num_levels out (the head takes the strides\' count)')
         self.cls_convs, self.cls_norms = self._subnet()
         self.reg_convs, self.reg_norms = self._subnet()
         self.act = build_activation_layer(self.act_cfg)
