@@ -151,9 +151,9 @@ def test_graph_selection_drops_what_ranks_beyond_nms_pre(monkeypatch):
     reference keeps fewer than max_per_img boxes, and so must the graph (it would keep more
     of the superset were the boxes ranked beyond nms_pre not dropped). The superset is made
     loose here (its first bound only) so that it holds many more than 60."""
-    from mmdet_efficientdet.models.dense_heads import efficientdet_head
-    loose = efficientdet_head.pairs_above_bound
-    monkeypatch.setattr(efficientdet_head, 'pairs_above_bound',
+    from mmdet_efficientdet.deploy import graph_selection
+    loose = graph_selection.pairs_above_bound
+    monkeypatch.setattr(graph_selection, 'pairs_above_bound',
                         lambda *args: loose(*args, bins=()))
     model = _model('d0', num_classes=20)
     model.bbox_head.test_cfg.nms = dict(HARD_NMS)
@@ -165,8 +165,8 @@ def test_graph_selection_drops_what_ranks_beyond_nms_pre(monkeypatch):
     with torch.no_grad():
         expected = model.predict(inputs, samples, rescale=False)
         head = model.bbox_head
-        superset = head.decode_topk_all_levels(*head(model.extract_feat(inputs)), 60,
-                                               [shape] * 2, superset=True)
+        superset = graph_selection.graph_candidates(head, *head(model.extract_feat(inputs)),
+                                                    60, [shape] * 2)
         dets, labels = DetectorForExport(model, detections=True)(inputs)
     for image, sample in enumerate(expected):
         ref = sample.pred_instances

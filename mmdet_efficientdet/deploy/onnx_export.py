@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmcv.ops import nms
 
+from .graph_selection import graph_candidates
 from .static_padding import fold_bn_and_fix_padding, make_padding_traceable
 
 OUTPUT_NAMES_DETECTIONS = ('dets', 'labels')
@@ -66,8 +67,8 @@ class DetectorForExport(nn.Module):
         # more than the rest of the selection in the CPU runtimes): NMS over them, then what
         # ranks beyond the nms_pre best is dropped. NMS decides each box by the higher-scored
         # ones only, so the boxes kept among the nms_pre best are the reference's.
-        candidates = head.decode_topk_all_levels(cls_scores, bbox_preds, self.nms_pre,
-                                                 [extent] * inputs.shape[0], superset=True)
+        candidates = graph_candidates(head, cls_scores, bbox_preds, self.nms_pre,
+                                      [extent] * inputs.shape[0])
         dets, labels = [], []
         for boxes, scores, classes in candidates:
             # one NMS over all classes: boxes of different classes moved apart (mmcv's way)

@@ -155,8 +155,9 @@ def test_inference_detector_boxes_stay_inside_the_image(weights, tmp_path):
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_selection_over_all_levels_equals_the_plain_topk(sizes, classes, k, channels_last):
     """The exact top-k of ``predict`` and the superset the ONNX graph selects from."""
+    from mmdet_efficientdet.deploy.graph_selection import pairs_above_bound
     from mmdet_efficientdet.models.dense_heads.efficientdet_head import (
-        _class_tables, pairs_above_bound, select_topk_all_levels)
+        class_tables, select_topk_all_levels)
     torch.manual_seed(classes)
     anchors = 9
     cls_scores = [torch.randn(2, anchors * classes, h, w) for h, w in sizes]
@@ -178,7 +179,7 @@ def test_selection_over_all_levels_equals_the_plain_topk(sizes, classes, k, chan
         assert torch.equal(deltas[i], flat_deltas[i, anchor_ids[i]])
     # the graph's superset (no top-k of k): every one of the k best pairs, and a
     # superset exactly when the bound is below the k-th best
-    tables, best = _class_tables(cls_scores, classes)
+    tables, best = class_tables(cls_scores, classes)
     for i in range(2):
         sup_logits, sup_anchors, sup_labels = pairs_above_bound(tables, best, i, k, anchors)
         pairs = set((sup_anchors * classes + sup_labels).tolist())

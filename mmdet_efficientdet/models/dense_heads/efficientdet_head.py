@@ -201,29 +201,24 @@ class EfficientDetHead(AnchorHead):
 
     def decode_topk_all_levels(self, cls_scores: List[torch.Tensor],
                                bbox_preds: List[torch.Tensor], nms_pre: int,
-                               extents: List[Tuple[float, float]],
-                               superset: bool = False) -> List[tuple]:
+                               extents: List[Tuple[float, float]]) -> List[tuple]:
         """The reference's candidates of each image before NMS: ``(boxes, scores, labels)`` of
-        its ``nms_pre`` best (anchor, class) pairs, decoded without a size clamp and clipped
-        to its ``extents`` entry (H, W). Shared by ``predict`` and the ONNX export.
+        its ``nms_pre`` best (anchor, class) pairs over all levels (effdet's
+        ``DetBenchPredict``), decoded without a size clamp and clipped to its ``extents``
+        entry (H, W)."""
+        logits, deltas, anchor_ids, labels = select_topk_all_levels(
+            cls_scores, bbox_preds, self.cls_out_channels, nms_pre)
+        return self.decode_candidates(cls_scores, logits, deltas, anchor_ids, labels, extents)
 
-        ``superset=True``: every pair whose logit reaches a lower bound of the ``nms_pre``-th
-        best (:func:`pairs_above_bound`), in no order: the ``nms_pre`` best among them, found
-        without a top-k. NMS over them that keeps only what ranks among the ``nms_pre`` best
-        is the reference's (the ONNX graph's way: a top-k of 5000 is slow in the runtimes)."""
+    def decode_candidates(self, cls_scores: List[torch.Tensor], logits, deltas, anchor_ids,
+                          labels, extents: List[Tuple[float, float]]) -> List[tuple]:
+        """``(boxes, scores, labels)`` of each image's chosen pairs: ``anchor_ids`` (counted as
+        ``grid_priors`` counts them over the levels of ``cls_scores``), their ``deltas``
+        decoded without a size clamp and clipped to the image's ``extents`` entry (H, W),
+        their ``logits`` as scores. The ONNX graph's selection decodes through it too."""
         priors = torch.cat(self.prior_generator.grid_priors(
             [c.shape[-2:] for c in cls_scores], dtype=cls_scores[0].dtype,
             device=cls_scores[0].device))
-        if superset:
-            tables, best = _class_tables(cls_scores, self.cls_out_channels)
-            all_deltas = _delta_table(bbox_preds)
-            logits, anchor_ids, labels = zip(*[
-                pairs_above_bound(tables, best, i, nms_pre, self.num_base_priors)
-                for i in range(len(extents))])
-            deltas = [all_deltas[i, ids] for i, ids in enumerate(anchor_ids)]
-        else:
-            logits, deltas, anchor_ids, labels = select_topk_all_levels(
-                cls_scores, bbox_preds, self.cls_out_channels, nms_pre)
         results = []
         for i, (height, width) in enumerate(extents):
             boxes = self.bbox_coder.decode(priors[anchor_ids[i]], deltas[i],
@@ -252,7 +247,7 @@ def image_extent(img_meta: dict, rescale: bool) -> Tuple[float, float]:
     return height * scale_h, width * scale_w
 
 
-def _class_tables(cls_scores: List[torch.Tensor],
+def class_tables(cls_scores: List[torch.Tensor],
                   num_classes: int) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """Each level's class logits as a (B, H·W·A, C) table and each anchor's best logit
     (B, H·W·A): views of channels-last maps (and a transpose that onnxruntime folds into its
@@ -262,7 +257,7 @@ def _class_tables(cls_scores: List[torch.Tensor],
     return tables, [t.amax(2) for t in tables]
 
 
-def _delta_table(bbox_preds: List[torch.Tensor]) -> torch.Tensor:
+def delta_table(bbox_preds: List[torch.Tensor]) -> torch.Tensor:
     """The box deltas of all levels, (B, anchors, 4), anchors counted as ``grid_priors``."""
     batch = bbox_preds[0].shape[0]
     return torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds], 1)
@@ -275,15 +270,15 @@ def select_topk_all_levels(cls_scores: List[torch.Tensor], bbox_preds: List[torc
     Anchors are counted level by level, then y, x, anchor (the order of ``grid_priors``).
     Returns ``(logits, deltas, anchor_ids, labels)``, each of batch-first shape (B, k[, 4]).
     """
-    tables, best = _class_tables(cls_scores, num_classes)
-    deltas = _delta_table(bbox_preds)
+    tables, best = class_tables(cls_scores, num_classes)
+    deltas = delta_table(bbox_preds)
     top_logits, anchor_ids, labels = (torch.stack(t) for t in zip(*[
         topk_pairs(tables, best, i, k) for i in range(cls_scores[0].shape[0])]))
     top_deltas = deltas.gather(1, anchor_ids.unsqueeze(2).expand(-1, -1, 4))
     return top_logits, top_deltas, anchor_ids, labels
 
 
-def _at_most(num, k: int):
+def at_most(num, k: int):
     """``min(num, k)``, also for a size traced as a tensor (a dynamic-size export)."""
     return num.clamp(max=k) if isinstance(num, torch.Tensor) else min(num, k)
 
@@ -321,59 +316,14 @@ def topk_pairs(tables: List[torch.Tensor], best: List[torch.Tensor], image: int,
     """
     every_best = torch.cat([b[image] for b in best])
     num_anchors = every_best.shape[0]
-    kth = every_best.topk(_at_most(num_anchors, k)).values[-1]
+    kth = every_best.topk(at_most(num_anchors, k)).values[-1]
     logits, anchors, labels = pairs_at_least(tables, best, image,
-                                             _bound_or_everything(kth, num_anchors, k))
-    values, order = logits.topk(_at_most(logits.shape[0], k))
+                                             bound_or_everything(kth, num_anchors, k))
+    values, order = logits.topk(at_most(logits.shape[0], k))
     return values, anchors[order], labels[order]
 
 
-def pairs_above_bound(tables: List[torch.Tensor], best: List[torch.Tensor], image: int, k: int,
-                      group: int, bins: Tuple[int, ...] = (32, 32)
-                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A superset of the ``k`` best pairs of one ``image`` (as :func:`topk_pairs` takes them),
-    in no order and without a top-k of k values: ``(logits, anchor_ids, labels)`` of every
-    pair at or above a lower bound of the k-th best logit, a little more than k of them.
-
-    A first bound: each level's anchors in runs of ``group`` (a level holds H·W·A anchors:
-    with ``group`` = A, the anchors of one position) and each run's lowest ``best`` logit;
-    the ⌈k / group⌉-th highest of these has ⌈k / group⌉ whole runs, so at least k anchors
-    and k pairs, at or above it (a top-k of ⌈k / group⌉ values, some 20 times faster in the
-    CPU runtimes than one of k). :func:`_raise_bound` raises it by counting anchors, the
-    pairs of the anchors that reach it are read, and it is raised again by counting them.
-    """
-    every_best = torch.cat([b[image] for b in best])
-    minima = torch.cat([b[image].reshape(-1, group).amin(1) for b in best])
-    need = -(-k // group)
-    num_runs = minima.shape[0]
-    low = _raise_bound(every_best, minima.topk(_at_most(num_runs, need)).values[-1], k, bins)
-    logits, anchors, labels = pairs_at_least(tables, best, image,
-                                             _bound_or_everything(low, num_runs, need))
-    # fewer anchors than k (a small input): every pair was read, and the lowest of them is
-    # the bound to raise (NMS over all of a 128-px D0's 245k pairs took 80 ms)
-    low = _bound_or_everything(low, num_runs, need, otherwise=logits.min())
-    keep = (logits >= _bound_or_everything(_raise_bound(logits, low, k, bins), logits.shape[0],
-                                           k)).nonzero().squeeze(1)
-    return logits[keep], anchors[keep], labels[keep]
-
-
-def _raise_bound(values: torch.Tensor, low: torch.Tensor, k: int,
-                 bins: Tuple[int, ...]) -> torch.Tensor:
-    """A tighter lower bound of the k-th best of ``values`` than ``low`` (which k of them
-    reach): of ``bins[0]`` thresholds evenly from ``low`` to their maximum, the highest
-    that k values still reach; then the same within the bin above it, and so on."""
-    width = values.max() - low
-    for num in bins:
-        width = width / num
-        thresholds = low + width * torch.arange(num, dtype=low.dtype, device=low.device)
-        # how many reach each threshold, counted as floats: onnxruntime's bool → int64 cast
-        # took 12x, and a Where of ones and zeros 2-3x, the time of a bool → float cast
-        reached = (values[None] >= thresholds[:, None]).float().sum(1)
-        low = thresholds[(reached >= k).sum() - 1]  # the first, ``low``, always counts k
-    return low
-
-
-def _bound_or_everything(kth: torch.Tensor, num, k: int, otherwise=float('-inf')):
+def bound_or_everything(kth: torch.Tensor, num, k: int, otherwise=float('-inf')):
     """``kth`` when ``num`` values held k or more, else ``otherwise`` (-inf: every pair); also
     for a size traced as a tensor (a dynamic-size export)."""
     if isinstance(num, torch.Tensor):
