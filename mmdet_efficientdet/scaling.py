@@ -100,8 +100,8 @@ class DLevel(NamedTuple):
     act: str = 'SiLU'    # activation of the BiFPN and the head
     normalize: str = 'imagenet'  # input mean/std: see NORMALIZATION
     drop_path_rate: float = 0.2  # backbone drop-path (automl: none for B0)
-    # activation checkpointing: one D7 step of a 1536² image needs > 20 GiB without it,
-    # 5.6 GiB with it (tools/benchmark.py memory), what lets D6-D7x train 2 images per device
+    # activation checkpointing: what lets D6-D7x train 2 images per device (memory with and
+    # without it: tools/benchmark.py memory, figures in docs/en/results.md)
     with_cp: bool = False
 
 

@@ -57,8 +57,7 @@ def interleaved_timings(calls, repeats, settle_s=0.02):
     """Milliseconds of ``repeats`` calls of each of ``calls``, taken in turn (each repeat
     runs every one once, so a slow phase of a shared machine weighs on all alike), after one
     warm-up call of each. Each call starts ``settle_s`` after the one before: torch's OpenMP
-    workers spin on for a few ms after a parallel operation and slowed the next call by up
-    to 20 % (D0 int8 in OpenVINO: 30.0 ms right after torch work, 25.6 after 10 ms)."""
+    workers spin on for a few ms after a parallel operation and slow the next call."""
     for call in calls:
         call()
     times = [[] for _ in calls]

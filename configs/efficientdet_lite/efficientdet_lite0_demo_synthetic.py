@@ -17,8 +17,8 @@ model = dict(
     backbone=dict(frozen_stages=3),
     bbox_head=dict(
         num_classes=len(classes),
-        # the shapes are 9-200 px: anchors of 2 strides (16 px at P3) cover 96 % of the boxes
-        # at IoU 0.5, 3 strides 85 % (tools/check_dataset.py)
+        # the shapes are 9-200 px: anchors of 2 strides (16 px at P3) cover more of them at
+        # IoU 0.5 than 3 strides (tools/check_dataset.py prints the shares)
         anchor_generator=dict(anchor_scale=2.0)),
     test_cfg=dict(score_thr=0.05))
 

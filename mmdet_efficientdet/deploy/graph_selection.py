@@ -37,8 +37,8 @@ def pairs_above_bound(tables: List[torch.Tensor], best: List[torch.Tensor], imag
     A first bound: each level's anchors in runs of ``group`` (a level holds H·W·A anchors:
     with ``group`` = A, the anchors of one position) and each run's lowest ``best`` logit;
     the ⌈k / group⌉-th highest of these has ⌈k / group⌉ whole runs, so at least k anchors
-    and k pairs, at or above it (a top-k of ⌈k / group⌉ values, some 20 times faster in the
-    CPU runtimes than one of k). :func:`_raise_bound` raises it by counting anchors, the
+    and k pairs, at or above it (a top-k of ⌈k / group⌉ values, far cheaper in the CPU
+    runtimes than one of k). :func:`_raise_bound` raises it by counting anchors, the
     pairs of the anchors that reach it are read, and it is raised again by counting them.
     """
     every_best = torch.cat([b[image] for b in best])
@@ -49,7 +49,7 @@ def pairs_above_bound(tables: List[torch.Tensor], best: List[torch.Tensor], imag
     logits, anchors, labels = pairs_at_least(tables, best, image,
                                              bound_or_everything(low, num_runs, need))
     # fewer anchors than k (a small input): every pair was read, and the lowest of them is
-    # the bound to raise (NMS over all of a 128-px D0's 245k pairs took 80 ms)
+    # the bound to raise (NMS over all of a small input's pairs is slow)
     low = bound_or_everything(low, num_runs, need, otherwise=logits.min())
     keep = (logits >= bound_or_everything(_raise_bound(logits, low, k, bins), logits.shape[0],
                                            k)).nonzero().squeeze(1)
@@ -66,7 +66,7 @@ def _raise_bound(values: torch.Tensor, low: torch.Tensor, k: int,
         width = width / num
         thresholds = low + width * torch.arange(num, dtype=low.dtype, device=low.device)
         # how many reach each threshold, counted as floats: onnxruntime's bool → int64 cast
-        # took 12x, and a Where of ones and zeros 2-3x, the time of a bool → float cast
+        # and a Where of ones and zeros are several times slower than a bool → float cast
         reached = (values[None] >= thresholds[:, None]).float().sum(1)
         low = thresholds[(reached >= k).sum() - 1]  # the first, ``low``, always counts k
     return low

@@ -42,9 +42,8 @@ class RuntimeDetector(BaseDetector):
         """mmdet's test step, the batch preprocessed by :meth:`numpy_batch` where it can be.
 
         mmdet's data preprocessor runs in torch, whose OpenMP workers keep spinning for a
-        while after each parallel operation: they took the cores from the runtime that ran
-        next (D0 int8 in OpenVINO, 2 threads: 33.0 ms alone, 37.2 ms after the data
-        preprocessor, which itself took 2.0 ms; 0.4 ms in numpy, with no cost after it)."""
+        while after each parallel operation: they take the cores from the runtime that runs
+        next. numpy's preprocessing leaves none behind (figures: docs/en/results.md)."""
         batch = self.numpy_batch(data)
         if batch is None:
             return super().test_step(data)

@@ -17,10 +17,9 @@ def onnx_session(path: str, num_threads: Optional[int] = None):
     """An onnxruntime CPU session for ``path``.
 
     Its threads busy-wait for work during a run (onnxruntime's default) and stop at its end
-    (``session.force_spinning_stop``). Left spinning, they took the CPU from whatever ran
-    next (preprocessing, another session) for 100 ms and more: OpenVINO's D0 run next went
-    from 26 to 46 ms on 2 cores; not spinning at all made onnxruntime's own D0 run 20-30 %
-    slower.
+    (``session.force_spinning_stop``): left spinning, they take the CPU from whatever runs
+    next (preprocessing, another session); not spinning at all makes onnxruntime's own runs
+    slower (figures: docs/en/results.md).
     """
     import onnxruntime
     options = onnxruntime.SessionOptions()
@@ -88,8 +87,8 @@ def quantize_openvino(onnx_path: str, out_path: str, calibration: Iterable[np.nd
 
     The ONNX file is converted with ``ov.convert_model`` (not read as it is): its fusions
     turn ``x * sigmoid(x)`` into one Swish, which the CPU plugin fuses into the int8
-    convolutions; read as it is, NNCF quantizes the multiply and int8 ran slower than fp32
-    (D0 512: 55 ms against 38 ms end to end)."""
+    convolutions; read as it is, NNCF quantizes the multiply and int8 runs slower than
+    fp32."""
     import nncf
     import openvino as ov
     batches = list(calibration)

@@ -37,7 +37,7 @@ def _static_pool(pool: MaxPool2dSame, size: Tuple[int, int]) -> nn.Module:
     one (the padding before folded in, the one after, -inf, left to windows that run past the
     input's end, which ``ceil_mode`` keeps: as many outputs, the same windows), else an
     explicit -inf pad. The runtimes run a pad as a separate copy of the tensor (OpenVINO: in
-    a reference kernel: D0 int8 31.3 → 30.9 ms). A window must fit the input with its
+    a slow reference kernel). A window must fit the input with its
     padding before on both sides (OpenVINO refuses a ceil-mode window larger than that)."""
     kernel, stride = (pool.kernel_size, ) * 2, (pool.stride, ) * 2
     left, right, top, bottom = _pads(size, kernel, stride)

@@ -107,7 +107,7 @@ class EfficientDetector(SingleStageDetector):
     Args:
         channels_last (bool): While training, keep weights and activations in channels-last
             memory format, which makes the depthwise convs' backward much faster on CPUs
-            (1.3x per training step for the demo) and suits tensor cores. In eval mode the
+            (figures: docs/en/results.md) and suits tensor cores. In eval mode the
             model is contiguous again (as fast for inference here, and bit-equal to the
             reference's outputs). Default: False.
         strict_classes (bool): Refuse a checkpoint of another class count instead of
