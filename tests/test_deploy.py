@@ -281,3 +281,46 @@ def test_runtime_detector_preprocesses_as_the_config_does(tmp_path):
     for a, b in zip(fast, torch_path):
         a, b = a.pred_instances, b.pred_instances
         assert len(a) > 0 and torch.equal(a.bboxes, b.bboxes) and torch.equal(a.labels, b.labels)
+
+
+def test_a_new_runtime_is_one_registered_class(tmp_path, capsys):
+    """A third runtime, registered here as a file of its own would register it: the tools
+    take it by name (export_onnx's check, test.py's and infer.py's --backend, RuntimeDetector)
+    with no edit of theirs."""
+    from mmdet_efficientdet.deploy import RUNTIMES, Runtime, runtime_names
+    from mmdet_efficientdet.deploy.runtimes import OnnxRuntime
+    calls = []
+
+    class CountingRuntime(Runtime):
+        """onnxruntime, counting the batches it runs."""
+
+        def open(self, path, num_threads, precision):
+            run, batch = OnnxRuntime().open(path, num_threads, precision)
+
+            def counted(inputs):
+                calls.append(inputs.shape)
+                return run(inputs)
+
+            return counted, batch
+
+    RUNTIMES.register_module(name='counting', module=CountingRuntime)
+    try:
+        assert 'counting' in runtime_names()
+        checkpoint = _demo_checkpoint(tmp_path, 3)
+        out = tmp_path / 'det.onnx'
+        load_tool('export_onnx').main([DEMO_D0, checkpoint, '--out', str(out), '--detections',
+                                       '--backend', 'counting'])
+        assert calls and 'max |Δ|' not in capsys.readouterr().err
+        from mmdet.registry import MODELS
+        detector = MODELS.build(dict(type='RuntimeDetector', model_file=str(out),
+                                     backend='counting',
+                                     data_preprocessor=dict(type='DetDataPreprocessor')))
+        before = len(calls)
+        detector.run(np.zeros((1, 3, 192, 192), np.float32))
+        assert len(calls) == before + 1
+        args = load_tool('test').parse_args([DEMO_D0, '--backend', 'counting', '--model',
+                                             str(out)])
+        assert args.backend == 'counting'
+    finally:
+        RUNTIMES.module_dict.pop('counting')
+    assert 'counting' not in runtime_names()

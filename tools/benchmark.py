@@ -96,8 +96,8 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     hint, and int8 by NNCF as ours): the bar to compare with."""
     from mmdet.structures import DetDataSample
 
-    from mmdet_efficientdet.deploy import RuntimeDetector, export_onnx, runtime_session
-    from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
+    from mmdet_efficientdet.deploy import (RuntimeDetector, export_onnx, get_runtime,
+                                           runtime_session)
     torch.manual_seed(0)
     cfg = level_model_cfg(level)
     cfg.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
@@ -150,11 +150,11 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
     def runtime_rows(backend, precision='fp32', int8=False):
         raw, det = exported('raw'), exported('det')
         if int8:
-            quantize = quantize_openvino if backend == 'openvino' else quantize_onnxruntime
-            suffix = '.xml' if backend == 'openvino' else '.onnx'
-            raw_q, det_q = (osp.join(folder, f'{k}_int8_{backend}{suffix}') for k in ('raw', 'det'))
-            quantize(raw, raw_q, calibration())
-            quantize(det, det_q, calibration())
+            runtime = get_runtime(backend)
+            raw_q, det_q = (osp.join(folder, f'{k}_int8_{backend}{runtime.suffix}')
+                            for k in ('raw', 'det'))
+            runtime.quantize(raw, raw_q, calibration())
+            runtime.quantize(det, det_q, calibration())
             raw, det = raw_q, det_q
         net = runtime_session(raw, backend, torch.get_num_threads(), precision)
         detector = RuntimeDetector(det, backend, cfg.data_preprocessor, precision,
@@ -168,7 +168,7 @@ def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
             path = exported('reference')
             if precision == 'int8':  # NNCF, as tools/quantize.py quantizes ours
                 path = osp.join(folder, 'reference_int8.xml')
-                quantize_openvino(exported('reference'), path, calibration())
+                get_runtime('openvino').quantize(exported('reference'), path, calibration())
             run = runtime_session(path, backend, torch.get_num_threads(),
                                   'bf16' if precision == 'bf16' else 'fp32')
             label = f'reference export, {backend}' + ('' if precision == 'fp32' else

@@ -27,7 +27,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.deploy import BACKENDS, export_onnx, runtime_session, same_detections
+from mmdet_efficientdet.deploy import export_onnx, runtime_names, runtime_session, same_detections
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.apis.tool_errors import run_tool
 
@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-deploy', action='store_true', help='export the training form')
     parser.add_argument('--no-check', action='store_true', help='skip the runtime check')
     parser.add_argument('--backend', default='onnxruntime',
-                        help=f'the runtime that checks the file: {", ".join(BACKENDS)}')
+                        help=f'the runtime that checks the file: {", ".join(runtime_names())}')
     parser.add_argument('--force', action='store_true', help='overwrite --out if it exists')
     return parser.parse_args(argv)
 
@@ -68,9 +68,9 @@ def main(argv=None):
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         sys.exit(f'export_onnx: the folder of --out {args.out} does not exist ({folder})')
-    if args.backend not in BACKENDS:
+    if args.backend not in runtime_names():
         sys.exit(f'export_onnx: unknown --backend {args.backend!r}; valid choices: '
-                 f'{", ".join(BACKENDS)}')
+                 f'{", ".join(runtime_names())}')
     if args.shape and min(args.shape) < 1:
         sys.exit(f'export_onnx: --shape {args.shape[0]} {args.shape[1]}: height and width must '
                  'be 1 or more')

@@ -28,7 +28,7 @@ from mmengine.config import Config
 from mmengine.utils import track_iter_progress
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.deploy import BACKENDS, PRECISIONS, runtime_model_cfg
+from mmdet_efficientdet.deploy import precision_names, runtime_model_cfg, runtime_names
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.apis.tool_errors import run_tool
 
@@ -48,9 +48,9 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward')
     parser.add_argument('--backend', default='pytorch',
-                        help=f'pytorch (the checkpoint), or {", ".join(BACKENDS)} (--model)')
+                        help=f'pytorch (the checkpoint), or {", ".join(runtime_names())} (--model)')
     parser.add_argument('--model', help='exported model file for --backend onnxruntime/openvino')
-    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+    parser.add_argument('--precision', default='fp32', choices=list(precision_names()),
                         help="OpenVINO's inference precision hint")
     return parser.parse_args(argv)
 
@@ -170,9 +170,9 @@ def main(argv=None):
         sys.exit(f'infer: --batch-size {args.batch_size} must be 1 or more')
     if not 0 <= args.score_thr <= 1:
         sys.exit(f'infer: --score-thr {args.score_thr} must be a score, 0 to 1')
-    if args.backend not in ('pytorch', ) + BACKENDS:
+    if args.backend not in ('pytorch', ) + runtime_names():
         sys.exit(f'infer: unknown --backend {args.backend!r}; valid choices: pytorch, '
-                 f'{", ".join(BACKENDS)}')
+                 f'{", ".join(runtime_names())}')
     if (args.backend == 'pytorch') != (args.model is None):
         sys.exit('infer: --model (an exported file) goes with --backend onnxruntime or '
                  'openvino; --backend pytorch runs the CHECKPOINT')

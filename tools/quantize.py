@@ -29,14 +29,13 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.deploy import BACKENDS, export_onnx, runtime_session, same_detections
-from mmdet_efficientdet.deploy.runtimes import quantize_onnxruntime, quantize_openvino
+from mmdet_efficientdet.deploy import (export_onnx, get_runtime, runtime_names, runtime_session,
+                                       same_detections)
 from mmdet_efficientdet.apis.anchor_fit import input_size
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.datasets.dataset_check import dataset_configs
 from mmdet_efficientdet.apis.tool_errors import run_tool
 
-SUFFIX = {'openvino': '.xml', 'onnxruntime': '.onnx'}
 
 
 def parse_args(argv=None):
@@ -47,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='int8 model to write (.xml for '
                         'openvino, .onnx for onnxruntime)')
     parser.add_argument('--backend', default='openvino',
-                        help=f'quantization and runtime: {", ".join(BACKENDS)}')
+                        help=f'quantization and runtime: {", ".join(runtime_names())}')
     parser.add_argument('--calib-images', type=int, default=300, help='calibration images')
     parser.add_argument('--calib-split', default='train', choices=['train', 'val', 'test'],
                         help="the config's dataset the calibration images come from")
@@ -101,16 +100,16 @@ def reproduced(fp32: Callable, int8: Callable, batches: Iterable[np.ndarray],
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.backend not in BACKENDS:
+    if args.backend not in runtime_names():
         sys.exit(f'quantize: unknown --backend {args.backend!r}; valid choices: '
-                 f'{", ".join(BACKENDS)}')
+                 f'{", ".join(runtime_names())}')
     if args.calib_images < 1:
         sys.exit(f'quantize: --calib-images {args.calib_images} must be 1 or more')
     if args.check_images < 0:
         sys.exit(f'quantize: --check-images {args.check_images} must be 0 (no check) or more')
-    if not args.out.endswith(SUFFIX[args.backend]):
-        sys.exit(f'quantize: --out {args.out}: a {args.backend} model is a '
-                 f'{SUFFIX[args.backend]} file')
+    suffix = get_runtime(args.backend).suffix
+    if not args.out.endswith(suffix):
+        sys.exit(f'quantize: --out {args.out}: a {args.backend} model is a {suffix} file')
     fp32 = osp.splitext(args.out)[0] + '.fp32.onnx'  # the fp32 export, kept beside --out
     for path in (args.out, fp32):
         if osp.exists(path) and not args.force:
@@ -133,8 +132,7 @@ def main(argv=None):
     batches = list(calibration_batches(cfg, model, args.calib_split, args.calib_images))
     with torch.no_grad():
         export_onnx(model, fp32, size, 1, detections=True)
-    quantize = quantize_openvino if args.backend == 'openvino' else quantize_onnxruntime
-    quantize(fp32, args.out, batches, args.fp32_layers)
+    get_runtime(args.backend).quantize(fp32, args.out, batches, args.fp32_layers)
     kept = f', layers kept in float: {", ".join(args.fp32_layers)}' if args.fp32_layers else ''
     print(f'wrote {args.out}: int8 ({args.backend}), calibrated on {len(batches)} '
           f'{args.calib_split} images at {size[1]}x{size[0]}{kept}; fp32 export: {fp32}')

@@ -14,7 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
-from mmdet_efficientdet.deploy import BACKENDS, PRECISIONS, runtime_model_cfg
+from mmdet_efficientdet.deploy import precision_names, runtime_model_cfg, runtime_names
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.apis.runner_args import add_runner_args, load_runner_config
 from mmdet_efficientdet.apis.tool_errors import run_tool
@@ -41,11 +41,11 @@ def parse_args(argv=None):
                         'work_dir/timestamp/<show-dir>')
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation: the config's tta_model and tta_pipeline")
-    parser.add_argument('--backend', choices=list(BACKENDS),
+    parser.add_argument('--backend', choices=list(runtime_names()),
                         help='test an exported model (--model) in this runtime instead')
     parser.add_argument('--model', help='the exported model file (tools/export_onnx.py '
                         '--detections, tools/quantize.py) for --backend')
-    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+    parser.add_argument('--precision', default='fp32', choices=list(precision_names()),
                         help="OpenVINO's inference precision hint for --backend openvino")
     parser.add_argument('--nms', choices=sorted(NMS_CHOICES),
                         help="the model's NMS: hard (IoU 0.5) or the reference's Gaussian "

@@ -24,9 +24,10 @@ class RuntimeDetector(BaseDetector):
     Args:
         model_file (str): The ``.onnx`` or OpenVINO ``.xml`` file (inputs: a preprocessed
             batch at the exported size; outputs: ``dets`` (N, K, 5), ``labels`` (N, K)).
-        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+        backend (str): A registered runtime (``deploy.runtime_names()``: onnxruntime,
+            openvino).
         data_preprocessor (dict): The config's (normalisation, padding).
-        precision (str): OpenVINO's inference precision hint, ``'fp32'`` or ``'bf16'``.
+        precision (str): The runtime's precision hint (OpenVINO: ``'fp32'`` or ``'bf16'``).
         score_thr (float): Detections below it are dropped. Default: 0.
         num_threads (int, optional): CPU threads of the runtime.
     """
