@@ -1,6 +1,11 @@
 """Compound scaling as data: the one EfficientNet stage table and the one EfficientDet
 D-level table that every backbone, neck, head and config reads.
 
+The numbers are google/automl's (``efficientnet/efficientnet_builder.py``,
+``efficientnet/lite/efficientnet_lite_builder.py``, ``efficientdet/hparams_config.py``:
+``efficientdet_model_param_dict``) as effdet 0.4.1 has them (``effdet/config/model_config.py``);
+Apache-2.0.
+
 The backbone is built from :func:`efficientnet_blocks`; the configs under ``configs/`` are
 plain data, and the tests check every one against its row here (:func:`efficientdet_dims`)
 and every model's parameter count against the reference port's.

@@ -10,6 +10,10 @@
   (dx, dy, dw, dh); effdet's 90 class channels mapped to mmdet's 80 ``CocoDataset`` classes
   (or kept). Anchor order needs no change: ``EfficientDetAnchorGenerator`` keeps effdet's.
 * :func:`check_state_dict`: strict comparison with a model, naming the first mismatch.
+
+The layouts read are effdet's ``effdet/efficientdet.py`` (``EfficientDet``, ``BiFpn``,
+``HeadNet``), timm's ``timm/models/efficientnet.py`` and ``_efficientnet_blocks.py``, and
+``efficientnet_pytorch/model.py`` (all Apache-2.0).
 """
 import re
 from collections import OrderedDict

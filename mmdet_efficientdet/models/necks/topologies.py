@@ -5,6 +5,10 @@ finest output level). Input ids 0 … L-1 are the L input levels (after the extr
 made); id L + k is node k. Each level's output is its last node (or its input when no node
 targets it). Adding a topology means adding a function that returns such a list (or writing
 the list in a config), not a class.
+
+The BiFPN's nodes and their order follow google/automl ``efficientdet/keras/fpn_configs.py``
+(``bifpn_config``) and effdet ``effdet/config/fpn_config.py`` (``bifpn_config``); PANet's
+effdet's ``panfpn_config``; FPN is its top-down half (both Apache-2.0).
 """
 from typing import Callable, Dict, List
 

@@ -13,6 +13,9 @@ class EfficientDetAnchorGenerator(AnchorGenerator):
     major). Each aspect is an (x, y) multiplier of the base size
     ``anchor_scale · stride · 2^(octave / num_scales)``, so (1.4, 0.7) is really 1.4 × 0.7 — not
     the √2 that mmdet's ratio-based generator would give. Centres sit at half-stride offsets.
+    As google/automl ``efficientdet/anchors.py`` (``_generate_anchor_configs``,
+    ``_generate_anchor_boxes``) and effdet ``effdet/anchors.py`` (``Anchors``) make them
+    (Apache-2.0).
 
     Args:
         strides (Sequence[int]): Stride of each level.
