@@ -41,3 +41,8 @@ def test_registered_names_are_ours_and_mmdets_stay():
     for name in ('EfficientNet', 'FPN', 'RetinaHead', 'RetinaNet', 'AnchorGenerator'):
         registry = TASK_UTILS if name == 'AnchorGenerator' else MODELS
         assert registry.get(name).__module__.startswith('mmdet.'), name
+
+
+def test_the_names_of_mmdets_projects_efficientdet_are_aliases():
+    assert MODELS.get('EfficientDet') is MODELS.get('EfficientDetector')
+    assert MODELS.get('BiFPN') is MODELS.get('BiFPNNeck')

@@ -46,7 +46,7 @@ def weights_only_state(obj: Any) -> Any:
     """``obj`` (a checkpoint's ``message_hub`` or ``meta``) with every ``HistoryBuffer``,
     numpy array and numpy scalar replaced by plain Python, which torch loads weights-only.
 
-    >>> hub = dict(log_scalars=dict(loss=HistoryBuffer([1.0, 0.5])), runtime_info=dict(
+    >>> hub = dict(log_scalars=dict(loss=HistoryBuffer([1.0, 0.5], [1, 1])), runtime_info=dict(
     ...     eta=np.float64(2.0)))
     >>> weights_only_state(hub)['log_scalars']['loss']['log_history']
     [1.0, 0.5]

@@ -100,6 +100,18 @@ class TFEfficientNet(BaseModule):
             (``'backbone'`` takes the ``backbone.*`` keys of a detector checkpoint). A file of
             another arch is refused, naming the arch it holds. Default: the reference's
             initialisation from scratch (TF variance scaling, fan-out per group, BN 1/0).
+
+    ``out_indices`` and ``frozen_stages`` count stride levels here, layers in mmdet's own
+    ``EfficientNet`` (layer 0 the stem, then its stage groups): our ``out_indices=(2, 3, 4)``
+    is its ``(3, 4, 5)`` (strides 8, 16, 32; mmdet's ``projects/EfficientDet`` configs), and
+    our ``frozen_stages=k`` its ``k + 1`` (ours -1, nothing frozen, is its 0).
+
+    Example:
+        >>> import torch
+        >>> self = TFEfficientNet(arch='b0', out_indices=(2, 3, 4))
+        >>> outputs = self(torch.rand(1, 3, 256, 256))
+        >>> [tuple(out.shape) for out in outputs]
+        [(1, 40, 32, 32), (1, 112, 16, 16), (1, 320, 8, 8)]
     """
 
     def __init__(self,

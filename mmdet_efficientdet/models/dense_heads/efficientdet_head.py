@@ -57,6 +57,15 @@ class EfficientDetHead(AnchorHead):
             Default: False.
         init_cfg (dict, optional): Initialisation. Default: the reference's (see above).
         **kwargs: ``AnchorHead`` arguments (anchor_generator, bbox_coder, losses, cfgs).
+
+    Example:
+        >>> import torch
+        >>> self = EfficientDetHead(num_classes=80, in_channels=64, anchor_generator=dict(
+        ...     type='EfficientDetAnchorGenerator', strides=[8, 16, 32, 64, 128]))
+        >>> feats = [torch.rand(1, 64, 64 // 2**i, 64 // 2**i) for i in range(5)]
+        >>> cls_scores, bbox_preds = self.eval()(feats)
+        >>> tuple(cls_scores[0].shape), tuple(bbox_preds[0].shape)
+        ((1, 720, 64, 64), (1, 36, 64, 64))
     """
 
     def __init__(self,

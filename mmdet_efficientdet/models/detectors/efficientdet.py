@@ -164,3 +164,9 @@ class EfficientDetector(SingleStageDetector):
         if self.channels_last and self.training:
             batch_inputs = batch_inputs.contiguous(memory_format=torch.channels_last)
         return super().extract_feat(batch_inputs)
+
+
+# mmdet's projects/EfficientDet names its detector 'EfficientDet': the same name here, for
+# configs that come from there (not taken while that project's own is registered)
+if 'EfficientDet' not in MODELS.module_dict:
+    MODELS.register_module(name='EfficientDet', module=EfficientDetector)

@@ -124,6 +124,15 @@ class BiFPNNeck(BaseModule):
             the rest recomputed in backward). Default: False.
         init_cfg (dict, optional): Initialisation config. Default: the reference's (Glorot
             uniform with TF's per-group fans for every conv, BN 1/0; fusion weights 1).
+
+    Example:
+        >>> import torch
+        >>> in_channels = [40, 112, 320]
+        >>> inputs = [torch.rand(1, c, s, s) for c, s in zip(in_channels, [32, 16, 8])]
+        >>> self = BiFPNNeck(in_channels, out_channels=64, num_outs=5, num_repeats=3).eval()
+        >>> outputs = self(inputs)
+        >>> [tuple(out.shape) for out in outputs]
+        [(1, 64, 32, 32), (1, 64, 16, 16), (1, 64, 8, 8), (1, 64, 4, 4), (1, 64, 2, 2)]
     """
 
     def __init__(self,
@@ -198,3 +207,9 @@ class BiFPNNeck(BaseModule):
             else:
                 features = cell(features)
         return tuple(features)
+
+
+# mmdet's projects/EfficientDet names its neck 'BiFPN': the same name here (not taken while
+# that project's own is registered); our arguments are BiFPNNeck's
+if 'BiFPN' not in MODELS.module_dict:
+    MODELS.register_module(name='BiFPN', module=BiFPNNeck)
