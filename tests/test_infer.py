@@ -77,8 +77,8 @@ def test_category_ids_are_the_annotation_files(tmp_path):
     from mmengine.config import Config
     infer = load_tool('infer')
     (tmp_path / 'annotations').mkdir()
-    categories = [dict(id=i, name=n) for i, n in ((7, 'cross'), (3, 'circle'), (12, 'square'),
-                                                   (5, 'triangle'))]
+    names = ((7, 'cross'), (3, 'circle'), (12, 'square'), (5, 'triangle'))
+    categories = [dict(id=i, name=n) for i, n in names]
     (tmp_path / 'annotations' / 'instances_val.json').write_text(json.dumps(dict(
         images=[], annotations=[], categories=categories)))
     cfg = Config.fromfile(DEMO)

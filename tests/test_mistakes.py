@@ -433,13 +433,19 @@ def test_sizes_and_options_that_cannot_work_are_refused_at_once(small_data, tmp_
         capsys.readouterr().err
 
 
-def test_tools_check_their_arguments_before_they_work(tmp_path, capsys):
+def _infer_inputs(tmp_path):
+    """(the D0 demo config, a checkpoint of its model, an image) for tools/infer.py."""
     from PIL import Image
     checkpoint = _save(build(level_model('d0', num_classes=4)), tmp_path / 'd0.pth')
     demo = osp.join(osp.dirname(osp.dirname(__file__)),
                     'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
     image = tmp_path / 'a.png'
     Image.new('RGB', (64, 48)).save(image)
+    return demo, checkpoint, image
+
+
+def test_tools_check_their_arguments_before_they_work(tmp_path, capsys):
+    demo, checkpoint, image = _infer_inputs(tmp_path)
     assert call_tool('infer', demo, checkpoint, image, '--out-dir', tmp_path / 'o',
                      '--batch-size', '0') == 1
     assert error_line(capsys) == 'infer: --batch-size 0 must be 1 or more'
@@ -634,12 +640,7 @@ def test_quantize_never_overwrites_its_fp32_export_without_force(small_data, tmp
 
 
 def test_infer_checks_its_out_dir_first_and_leaves_no_empty_one(tmp_path, capsys):
-    from PIL import Image
-    checkpoint = _save(build(level_model('d0', num_classes=4)), tmp_path / 'd0.pth')
-    demo = osp.join(osp.dirname(osp.dirname(__file__)),
-                    'configs/efficientdet/efficientdet_d0_demo_synthetic.py')
-    image = tmp_path / 'a.png'
-    Image.new('RGB', (64, 48)).save(image)
+    demo, checkpoint, image = _infer_inputs(tmp_path)
     a_file = tmp_path / 'taken'
     a_file.write_text('keep')
     assert call_tool('infer', demo, checkpoint, image, '--out-dir', a_file) == 1

@@ -35,6 +35,7 @@ import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.apis.runner_args import cfg_options_action
 from mmdet_efficientdet.apis.tool_errors import one_line, run_tool
+from mmdet_efficientdet.engine.config_checks import fixed_input_size
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STUDIES = osp.join(ROOT, 'configs', 'ablations', 'studies')
@@ -142,10 +143,7 @@ def set_iterations(cfg: Config, iters: int) -> None:
 
 
 def input_shape(cfg: Config):
-    for augment in cfg.model.get('data_preprocessor', {}).get('batch_augments') or []:
-        if augment.get('type') == 'BatchFixedSizePad':
-            return tuple(augment['size'])
-    return (512, 512)
+    return fixed_input_size(cfg.model) or (512, 512)
 
 
 def measure(cfg: Config, name: str, repeats: int) -> dict:

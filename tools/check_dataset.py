@@ -29,7 +29,7 @@ from mmdet_efficientdet.apis.runner_args import cfg_options_action
 from mmdet_efficientdet.apis.tool_errors import run_tool
 from mmdet_efficientdet.apis.anchor_fit import check_anchor_fit
 from mmdet_efficientdet.datasets.dataset_check import (check_coco_dataset, dataset_configs,
-                                                    model_num_classes)
+                                                       model_num_classes)
 
 
 def parse_args(argv=None):

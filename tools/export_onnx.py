@@ -27,6 +27,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
+from mmdet_efficientdet.engine.config_checks import fixed_input_size
 from mmdet_efficientdet.deploy import export_onnx, runtime_names, runtime_session, same_detections
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.apis.tool_errors import run_tool
@@ -54,11 +55,10 @@ def parse_args(argv=None):
 
 
 def default_shape(cfg: Config):
-    preprocessor = cfg.model.get('data_preprocessor', {})
-    for augment in preprocessor.get('batch_augments') or []:
-        if augment.get('type') == 'BatchFixedSizePad':
-            return tuple(augment['size'])
-    sys.exit('export_onnx: the config pads to no fixed size; give --shape H W')
+    shape = fixed_input_size(cfg.model)
+    if shape is None:
+        sys.exit('export_onnx: the config pads to no fixed size; give --shape H W')
+    return shape
 
 
 def main(argv=None):

@@ -9,9 +9,10 @@ int8 weights, int8 activations calibrated on the first --calib-images images of 
 --calib-split dataset, preprocessed as the test pipeline does. --backend openvino (NNCF)
 writes an OpenVINO IR (.xml + .bin); --backend onnxruntime (onnxruntime.quantization) an
 ONNX file with QDQ nodes. Layers whose names contain a --fp32-layers pattern stay in float.
-The fp32 ONNX file is kept beside the output: --out m_int8.xml writes m_int8.fp32.onnx. Then both run on the first
---check-images val images, and the tool prints how many of the fp32 model's detections
-scoring --check-score or more the int8 model finds too (same class, IoU > 0.5). Measure what
+The fp32 ONNX file is kept beside the output: --out m_int8.xml writes m_int8.fp32.onnx. Then
+both run on the first --check-images val images, and the tool prints how many of the fp32
+model's detections scoring --check-score or more the int8 model finds too (same class, IoU >
+0.5). Measure what
 int8 costs with tools/test.py CONFIG --backend openvino --model model_int8.xml (val mAP), and
 how fast it is with tools/benchmark.py latency.
 """
@@ -29,13 +30,12 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
+from mmdet_efficientdet.engine.config_checks import fixed_input_size
 from mmdet_efficientdet.deploy import (export_onnx, get_runtime, runtime_names, runtime_session,
                                        same_detections)
-from mmdet_efficientdet.apis.anchor_fit import input_size
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.datasets.dataset_check import dataset_configs
 from mmdet_efficientdet.apis.tool_errors import run_tool
-
 
 
 def parse_args(argv=None):
@@ -73,7 +73,7 @@ def calibration_batches(cfg: Config, model, split: str, count: int):
     if len(dataset) == 0:
         raise ValueError(f'--calib-split {split}: the dataset of {dataset_cfg.get("ann_file")} '
                          'holds no image to calibrate on')
-    size = input_size(cfg.model)
+    size = fixed_input_size(cfg.model)
     for index in range(min(count, len(dataset))):
         batch = model.data_preprocessor(pseudo_collate([dataset[index]]), training=False)
         inputs = batch['inputs']
@@ -120,7 +120,7 @@ def main(argv=None):
     enable_tool_checkpoints()
     register_all_modules()
     cfg = Config.fromfile(args.config)
-    size = input_size(cfg.model)
+    size = fixed_input_size(cfg.model)
     if size is None:
         sys.exit('quantize: the config pads to no fixed size (BatchFixedSizePad); int8 models '
                  'are exported at one size')

@@ -15,7 +15,7 @@ from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.converters import CheckpointFileError
 from mmdet_efficientdet.apis.resume import resolve_resume, unreadable_resume_error
 from mmdet_efficientdet.apis.runner_args import (add_runner_args, amp_unavailable_reason,
-                                                  apply_randomness_args, load_runner_config)
+                                                 apply_randomness_args, load_runner_config)
 from mmdet_efficientdet.apis.tool_errors import run_tool
 
 

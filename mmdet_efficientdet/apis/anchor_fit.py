@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..engine.config_checks import fixed_input_size
+
 # Candidate anchor shapes of the suggestion: aspect ratios r as TF EfficientDet gives them,
 # (x, y) multipliers (sqrt(r), 1 / sqrt(r)) rounded as its defaults (1.4, 0.7) are.
 RATIO_SETS = {
@@ -32,14 +34,6 @@ SIZE_BUCKETS = (('small (< 32 px)', 0, 32), ('medium (32-96 px)', 32, 96),
                 ('large (> 96 px)', 96, math.inf))
 ASPECT_BUCKETS = (('tall (w/h < 1/3)', 0, 1 / 3), ('regular', 1 / 3, 3),
                   ('wide (w/h > 3)', 3, math.inf))
-
-
-def input_size(model_cfg: dict) -> Optional[Tuple[int, int]]:
-    """(H, W) the config pads its inputs to (its ``BatchFixedSizePad``), or None."""
-    for augment in (model_cfg.get('data_preprocessor') or {}).get('batch_augments') or []:
-        if augment.get('type') == 'BatchFixedSizePad':
-            return tuple(augment['size'])
-    return None
 
 
 def sample_boxes(ann_file: str, size: Tuple[int, int], class_names: Optional[Sequence[str]],
@@ -187,7 +181,7 @@ def check_anchor_fit(model_cfg: dict, dataset: dict, max_images: int = 300,
     input size)."""
     head = model_cfg.get('bbox_head') or {}
     assigner = (model_cfg.get('train_cfg') or {}).get('assigner') or {}
-    size = input_size(model_cfg)
+    size = fixed_input_size(model_cfg)
     if 'anchor_generator' not in head or 'pos_iou_thr' not in assigner or size is None:
         return None, ['  anchor fit: not checked (it needs an anchor head, an IoU-threshold '
                       'assigner and a fixed input size)']

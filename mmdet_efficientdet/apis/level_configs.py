@@ -8,7 +8,6 @@ from ..utils.misc import check_choice
 from .model_index import mim_root
 
 
-
 def level_config_path(level: str) -> str:
     """The COCO config of EfficientDet-``level`` (``'d0'`` … ``'d7x'``, ``'lite0'`` …)."""
     check_choice('EfficientDet level', level, D_LEVELS)

@@ -81,8 +81,9 @@ def _history_buffer_statistic(owner: Any, name: str) -> Any:
     statistics methods, nothing else."""
     if owner is HistoryBuffer and name in _STATISTICS:
         return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(f'getattr({getattr(owner, "__name__", type(owner).__name__)}, '
-                       f'{name!r}) is not one of HistoryBuffer\'s statistics')
+    owner_name = getattr(owner, '__name__', type(owner).__name__)
+    raise pickle.UnpicklingError(f'getattr({owner_name}, {name!r}) is not one of '
+                                 "HistoryBuffer's statistics")
 
 
 def mmengine_checkpoint_globals() -> list:

@@ -13,6 +13,7 @@ __all__ = [
     'DetectorForExport', 'NonMaxSuppression', 'export_onnx', 'same_detections', 'switch_to_deploy',
     'RuntimeDetector', 'runtime_model_cfg', 'RUNTIMES', 'Runtime', 'get_runtime',
     'onnx_session', 'openvino_compiled', 'precision_names', 'quantize_onnxruntime',
-    'quantize_openvino', 'runtime_names', 'runtime_session', 'Conv2dSameTraced', 'fold_bn_and_fix_padding',
+    'quantize_openvino', 'runtime_names', 'runtime_session', 'Conv2dSameTraced',
+    'fold_bn_and_fix_padding',
     'make_padding_static', 'make_padding_traceable'
 ]

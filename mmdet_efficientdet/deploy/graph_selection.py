@@ -7,9 +7,8 @@ from typing import List, Tuple
 
 import torch
 
-from ..models.dense_heads.efficientdet_head import (at_most, bound_or_everything,
-                                                    class_tables, delta_table,
-                                                    pairs_at_least)
+from ..models.dense_heads.efficientdet_head import (at_most, bound_or_everything, class_tables,
+                                                    delta_table, pairs_at_least)
 
 
 def graph_candidates(head, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
@@ -51,8 +50,8 @@ def pairs_above_bound(tables: List[torch.Tensor], best: List[torch.Tensor], imag
     # fewer anchors than k (a small input): every pair was read, and the lowest of them is
     # the bound to raise (NMS over all of a small input's pairs is slow)
     low = bound_or_everything(low, num_runs, need, otherwise=logits.min())
-    keep = (logits >= bound_or_everything(_raise_bound(logits, low, k, bins), logits.shape[0],
-                                           k)).nonzero().squeeze(1)
+    bound = bound_or_everything(_raise_bound(logits, low, k, bins), logits.shape[0], k)
+    keep = (logits >= bound).nonzero().squeeze(1)
     return logits[keep], anchors[keep], labels[keep]
 
 

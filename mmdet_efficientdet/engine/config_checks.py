@@ -1,6 +1,16 @@
 """Checks of a config that the training start (``CheckDatasetHook``) and our tools make: a
 mistake there otherwise trains without a word."""
+from typing import Optional, Tuple
+
 from mmengine.config import Config
+
+
+def fixed_input_size(model_cfg: dict) -> Optional[Tuple[int, int]]:
+    """(H, W) the config pads its inputs to (its ``BatchFixedSizePad``), or None."""
+    for augment in (model_cfg.get('data_preprocessor') or {}).get('batch_augments') or []:
+        if augment.get('type') == 'BatchFixedSizePad':
+            return tuple(augment['size'])
+    return None
 
 
 def _pipeline_sizes(cfg: Config):

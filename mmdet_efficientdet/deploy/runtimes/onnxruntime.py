@@ -44,9 +44,9 @@ class OnnxRuntime(Runtime):
 
 def quantize_onnxruntime(onnx_path: str, out_path: str, calibration: Iterable[np.ndarray],
                          fp32_layers: Sequence[str] = ()) -> None:
-    """int8 post-training quantization with onnxruntime's tools: static QDQ int8, per-channel weights, activations
-    calibrated (min-max) on ``calibration``; nodes whose names contain one of ``fp32_layers``
-    kept in float. Writes an ONNX file."""
+    """int8 post-training quantization with onnxruntime's tools: static QDQ int8,
+    per-channel weights, activations calibrated (min-max) on ``calibration``; nodes whose
+    names contain one of ``fp32_layers`` kept in float. Writes an ONNX file."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)

@@ -4,8 +4,8 @@ from mmdet.registry import HOOKS
 from mmengine.dist import broadcast_object_list, get_rank, get_world_size
 from mmengine.hooks import Hook
 
-from ...datasets.dataset_check import (check_coco_dataset, dataset_configs, mmdet_dropped_boxes,
-                                    model_num_classes)
+from ...datasets.dataset_check import (check_coco_dataset, dataset_configs,
+                                       mmdet_dropped_boxes, model_num_classes)
 from ..config_checks import check_image_size
 
 

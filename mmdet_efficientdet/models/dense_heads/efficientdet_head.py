@@ -257,7 +257,7 @@ def image_extent(img_meta: dict, rescale: bool) -> Tuple[float, float]:
 
 
 def class_tables(cls_scores: List[torch.Tensor],
-                  num_classes: int) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+                 num_classes: int) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """Each level's class logits as a (B, H·W·A, C) table and each anchor's best logit
     (B, H·W·A): views of channels-last maps (and a transpose that onnxruntime folds into its
     own layout change); the levels are never concatenated."""
