@@ -33,6 +33,7 @@ from mmengine.config import Config
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+from mmdet_efficientdet.apis.measure import complexity, median_ms
 from mmdet_efficientdet.apis.runner_args import cfg_options_action
 from mmdet_efficientdet.apis.tool_errors import one_line, run_tool
 from mmdet_efficientdet.engine.config_checks import fixed_input_size
@@ -152,7 +153,6 @@ def measure(cfg: Config, name: str, repeats: int) -> dict:
     variant that does not build, e.g. a neck that does not fit its backbone, is found here,
     before anything trains)."""
     from mmdet.registry import MODELS
-    from mmengine.analysis import FlopAnalyzer
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.pop('init_cfg', None)  # shapes and timings: no weights needed
     size = input_shape(cfg)
@@ -163,19 +163,8 @@ def measure(cfg: Config, name: str, repeats: int) -> dict:
             model._forward(inputs)
     except Exception as error:
         raise StudyError(f'variant {name} does not build: {one_line(error)}') from error
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, inputs)
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        flops, neck_flops = analyzer.total(), analyzer.by_module()['neck']
-        model._forward(inputs)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model._forward(inputs)
-            times.append((time.perf_counter() - start) * 1000)
-    return dict(params=sum(p.numel() for p in model.parameters()), flops=flops,
-                neck_params=sum(p.numel() for p in model.neck.parameters()),
-                neck_flops=neck_flops, latency_ms=statistics.median(times),
+    return dict(complexity(model, inputs),
+                latency_ms=median_ms(lambda: model._forward(inputs), repeats),
                 input_size=list(size))
 
 

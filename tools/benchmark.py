@@ -18,39 +18,15 @@ import time
 import torch
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
-from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 import mmdet_efficientdet  # noqa: F401
 from mmdet_efficientdet.apis.level_configs import level_model_cfg
+from mmdet_efficientdet.apis.measure import complexity, median_ms
 from mmdet_efficientdet.apis.tool_errors import run_tool
 from mmdet_efficientdet.deploy import switch_to_deploy
 from mmdet_efficientdet.scaling import D_LEVELS
-
-
-def complexity(model, size):
-    """(params, FLOPs) of the whole detector and of its neck alone: mmengine's FlopAnalyzer
-    on the detector's tensor mode (``model(inputs)`` = ``model._forward(inputs)``)."""
-    model.eval()
-    neck_params = sum(p.numel() for p in model.neck.parameters())
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, torch.randn(1, 3, size, size))
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        flops = analyzer.total()
-        neck_flops = analyzer.by_module()['neck']
-    return params, flops, neck_params, neck_flops
-
-
-def latency(module, inputs, repeats):
-    module.eval()
-    with torch.no_grad():
-        module(inputs)  # warm-up
-        start = time.perf_counter()
-        for _ in range(repeats):
-            module(inputs)
-    return (time.perf_counter() - start) / repeats * 1000
 
 
 def interleaved_timings(calls, repeats, settle_s=0.02):
@@ -282,8 +258,9 @@ def memory_table(level, size, max_gib):
     rows = []
     for with_cp in (False, True):
         out = subprocess.run(
-            [sys.executable, __file__, '_memory_step', level, str(size), str(int(with_cp)),
-             str(max_gib)], capture_output=True, text=True)
+            [sys.executable, __file__, 'memory-step', '--level', level, '--size', str(size),
+             '--max-gib', str(max_gib)] + (['--with-cp'] if with_cp else []),
+            capture_output=True, text=True)
         if out.returncode != 0:
             print(f'with_cp={str(with_cp):5s}  failed within {max_gib} GiB of address space: '
                   f'{out.stderr.strip().splitlines()[-1][:120]}')
@@ -332,17 +309,62 @@ def dataset_check_cost(images, boxes_per_image, folder):
     return seconds
 
 
-def main(argv=None):
-    import sys
-    # one variant, in a child process
-    if argv is None and len(sys.argv) == 6 and sys.argv[1] == '_memory_step':
-        import resource
-        limit = int(float(sys.argv[5]) * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        register_all_modules()
-        gib, seconds = training_step_memory(sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1')
-        print(gib, seconds)
-        return
+def run_complexity(args) -> None:
+    rows = []
+    for path in args.configs:
+        model = MODELS.build(Config.fromfile(path).model)
+        found = complexity(model, torch.randn(1, 3, args.size, args.size))
+        rows.append((path, found['params'], found['flops'], found['neck_params'],
+                     found['neck_flops']))
+    base = rows[0]
+    print(f'input {args.size}x{args.size}; FLOPs = multiply-adds; x = ratio to the first row')
+    print(f'{"config":44s} {"params":>11s} {"GFLOPs":>7s} {"x":>5s} {"x":>5s} | '
+          f'{"neck params":>11s} {"GFLOPs":>7s} {"x":>5s} {"x":>5s}')
+    for path, params, flops, neck_params, neck_flops in rows:
+        print(f'{path.split("/")[-1][:-3]:44s} {params:11,d} {flops / 1e9:7.2f} '
+              f'{params / base[1]:5.2f} {flops / base[2]:5.2f} | {neck_params:11,d} '
+              f'{neck_flops / 1e9:7.2f} {neck_params / base[3]:5.2f} '
+              f'{neck_flops / base[4]:5.2f}')
+
+
+def run_speed(args) -> None:
+    inputs = torch.randn(1, 3, args.size, args.size)
+    for level in args.levels:
+        model = MODELS.build(level_model_cfg(level)).eval()
+        ms = median_ms(lambda: model(inputs), args.repeats)
+        print(f'EfficientDet-{level} {args.size}x{args.size} batch 1: {ms:8.1f} ms/img')
+
+
+def run_fusion(args) -> None:
+    from mmdet_efficientdet.scaling import efficientdet_dims
+    d = efficientdet_dims(args.level)
+    feats = [torch.randn(1, c, args.size // s, args.size // s)
+             for c, s in zip(d['backbone_channels'], (8, 16, 32))]
+    for fusion in ('softmax', 'fast', 'sum'):
+        neck = MODELS.build(dict(level_model_cfg(args.level)['neck'], fusion=fusion)).eval()
+        ms = median_ms(lambda: neck(feats), args.repeats)
+        print(f'BiFPN {args.level} ({d["width"]}x{d["fpn_repeats"]}) {args.size}px '
+              f'fusion={fusion:8s}: {ms:8.1f} ms')
+
+
+def run_memory_step(args) -> None:
+    """One variant of ``memory``, in a process of its own (``memory_table`` starts it)."""
+    import resource
+    limit = int(args.max_gib * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    gib, seconds = training_step_memory(args.level, args.size, args.with_cp)
+    print(gib, seconds)
+
+
+def run_dataset_check(args) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        seconds = dataset_check_cost(args.images, args.boxes_per_image, folder)
+    print(f'CheckDatasetHook, {args.images} images, {args.images * args.boxes_per_image} '
+          f'boxes: annotations only (check_files=False) {seconds[False]:.1f} s, with the '
+          f'image files (default) {seconds[True]:.1f} s, on rank 0 only')
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -361,12 +383,16 @@ def main(argv=None):
     p.add_argument('--size', type=int, default=512)
     p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
     p.add_argument('--repeats', type=int, default=15)
-    p = sub.add_parser('memory', help='peak memory of a training step with and without '
-                       'activation checkpointing (with_cp)')
-    p.add_argument('--level', default='d7', choices=list(D_LEVELS))
-    p.add_argument('--size', type=int, default=1536)
-    p.add_argument('--max-gib', type=float, default=20,
-                   help='address space each step may use (this machine: 24 GiB, no swap)')
+    for name, hidden in (('memory', False), ('memory-step', True)):
+        p = sub.add_parser(name, help=argparse.SUPPRESS if hidden else (
+            'peak memory of a training step with and without activation checkpointing '
+            '(with_cp)'))
+        p.add_argument('--level', default='d7', choices=list(D_LEVELS))
+        p.add_argument('--size', type=int, default=1536)
+        p.add_argument('--max-gib', type=float, default=20,
+                       help='address space each step may use (this machine: 24 GiB, no swap)')
+        if hidden:
+            p.add_argument('--with-cp', action='store_true')
     p = sub.add_parser('fusion', help='CPU latency of the BiFPN neck per fusion mode')
     p.add_argument('--level', default='d0', choices=list(D_LEVELS))
     p.add_argument('--size', type=int, default=512)
@@ -375,50 +401,27 @@ def main(argv=None):
                        'COCO-sized training set it writes into a temporary folder')
     p.add_argument('--images', type=int, default=118287)  # COCO train2017
     p.add_argument('--boxes-per-image', type=int, default=7)  # 860k boxes, as COCO's
-    args = parser.parse_args(argv)
-    if args.mode == 'dataset-check':
-        with tempfile.TemporaryDirectory() as folder:
-            seconds = dataset_check_cost(args.images, args.boxes_per_image, folder)
-        print(f'CheckDatasetHook, {args.images} images, {args.images * args.boxes_per_image} '
-              f'boxes: annotations only (check_files=False) {seconds[False]:.1f} s, with the '
-              f'image files (default) {seconds[True]:.1f} s, on rank 0 only')
-        return
-    register_all_modules()
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
+    return parser.parse_args(argv)
 
-    if args.mode == 'complexity':
-        rows = []
-        for path in args.configs:
-            rows.append((path, *complexity(MODELS.build(Config.fromfile(path).model),
-                                           args.size)))
-        base = rows[0]
-        print(f'input {args.size}x{args.size}; FLOPs = multiply-adds; x = ratio to the first row')
-        print(f'{"config":44s} {"params":>11s} {"GFLOPs":>7s} {"x":>5s} {"x":>5s} | '
-              f'{"neck params":>11s} {"GFLOPs":>7s} {"x":>5s} {"x":>5s}')
-        for path, params, flops, neck_params, neck_flops in rows:
-            print(f'{path.split("/")[-1][:-3]:44s} {params:11,d} {flops / 1e9:7.2f} '
-                  f'{params / base[1]:5.2f} {flops / base[2]:5.2f} | {neck_params:11,d} '
-                  f'{neck_flops / 1e9:7.2f} {neck_params / base[3]:5.2f} '
-                  f'{neck_flops / base[4]:5.2f}')
-    elif args.mode == 'memory':
-        memory_table(args.level, args.size, args.max_gib)
-    elif args.mode == 'latency':
-        latency_table(args.level, args.size, args.batch_sizes, args.repeats, args.variants)
-    elif args.mode == 'speed':
-        for level in args.levels:
-            model = MODELS.build(level_model_cfg(level))
-            ms = latency(model, torch.randn(1, 3, args.size, args.size), args.repeats)
-            print(f'EfficientDet-{level} {args.size}x{args.size} batch 1: {ms:8.1f} ms/img')
-    else:
-        from mmdet_efficientdet.scaling import efficientdet_dims
-        d = efficientdet_dims(args.level)
-        feats = [torch.randn(1, c, args.size // s, args.size // s)
-                 for c, s in zip(d['backbone_channels'], (8, 16, 32))]
-        for fusion in ('softmax', 'fast', 'sum'):
-            neck = MODELS.build(dict(level_model_cfg(args.level)['neck'], fusion=fusion))
-            ms = latency(neck, feats, args.repeats)
-            print(f'BiFPN {args.level} ({d["width"]}x{d["fpn_repeats"]}) {args.size}px '
-                  f'fusion={fusion:8s}: {ms:8.1f} ms')
+
+MODES = {
+    'complexity': run_complexity,
+    'speed': run_speed,
+    'latency': lambda args: latency_table(args.level, args.size, args.batch_sizes,
+                                          args.repeats, args.variants),
+    'memory': lambda args: memory_table(args.level, args.size, args.max_gib),
+    'memory-step': run_memory_step,
+    'fusion': run_fusion,
+    'dataset-check': run_dataset_check,
+}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules()
+    if args.mode not in ('dataset-check', 'memory-step'):
+        print(f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
+    MODES[args.mode](args)
 
 
 if __name__ == '__main__':
