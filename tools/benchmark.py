@@ -62,117 +62,127 @@ LATENCY_VARIANTS = ('eager', 'deploy', 'onnxruntime', 'openvino', 'openvino-bf16
                     'openvino-int8', 'onnxruntime-int8', 'reference-export')
 
 
-def latency_variants(level, size, batch_size, names=LATENCY_VARIANTS):
-    """(name, network-only callable or None, end-to-end callable or None) of each way to run
-    the model. End to end: resized uint8 images → the model's ``test_step`` (preprocessing,
-    the network and selection (hard NMS, as the exported graph has it), boxes mapped back to
-    the image), a runtime's model run as :class:`RuntimeDetector` runs it in mmdet's tools.
-    'reference-export' is the same network as an effdet user exports it (no deploy form: BN
-    separate, padding computed at run time), in onnxruntime and OpenVINO (fp32, the bf16
-    hint, and int8 by NNCF as ours): the bar to compare with."""
-    from mmdet.structures import DetDataSample
+class LatencyVariants:
+    """The ways to run EfficientDet-``level`` at ``size``² and ``batch_size`` that ``latency``
+    times: ``rows(names)`` gives (name, network-only callable or None, end-to-end callable or
+    None) of each. End to end: resized uint8 images → the model's ``test_step``
+    (preprocessing, the network and selection (hard NMS, as the exported graph has it), boxes
+    mapped back to the image), a runtime's model run as :class:`RuntimeDetector` runs it in
+    mmdet's tools. 'reference-export' is the same network as an effdet user exports it (no
+    deploy form: BN separate, padding computed at run time), in onnxruntime and OpenVINO
+    (fp32, the bf16 hint, and int8 by NNCF as ours): the bar to compare with."""
 
-    from mmdet_efficientdet.deploy import (RuntimeDetector, export_onnx, get_runtime,
-                                           runtime_session)
-    torch.manual_seed(0)
-    cfg = level_model_cfg(level)
-    cfg.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
-    cfg.data_preprocessor.pad_size_divisor = size  # images padded to the square timed here
-    eager = MODELS.build(cfg)
-    logger = MMLogger.get_current_instance()  # not its INFO report of every parameter's init
-    log_level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        eager.init_weights()
-    finally:
-        logger.setLevel(log_level)
-    eager.eval()
-    inputs = torch.randn(batch_size, 3, size, size)
-    spread_class_logits(eager, inputs)
-    folder = tempfile.mkdtemp()
-    paths = {}
+    # name: (label, method, its arguments)
+    TABLE = {
+        'eager': ('eager', 'torch_rows', ()),
+        'deploy': ('deploy (BN folded, static padding)', 'deploy_rows', ()),
+        'onnxruntime': ('onnxruntime fp32', 'runtime_rows', ('onnxruntime', )),
+        'openvino': ('openvino fp32', 'runtime_rows', ('openvino', )),
+        'openvino-bf16': ('openvino bf16 hint', 'runtime_rows', ('openvino', 'bf16')),
+        'openvino-int8': ('openvino int8 (NNCF)', 'runtime_rows', ('openvino', 'fp32', True)),
+        'onnxruntime-int8': ('onnxruntime int8 (QDQ)', 'runtime_rows',
+                             ('onnxruntime', 'fp32', True)),
+    }
 
-    def exported(kind):
+    def __init__(self, level, size, batch_size):
+        from mmdet.structures import DetDataSample
+        torch.manual_seed(0)
+        self.size, self.batch_size = size, batch_size
+        self.cfg = level_model_cfg(level)
+        self.cfg.test_cfg.nms = dict(type='nms', iou_threshold=0.5)
+        self.cfg.data_preprocessor.pad_size_divisor = size  # padded to the square timed here
+        self.eager = MODELS.build(self.cfg)
+        logger = MMLogger.get_current_instance()  # not its INFO report of every parameter
+        log_level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            self.eager.init_weights()
+        finally:
+            logger.setLevel(log_level)
+        self.eager.eval()
+        self.inputs = torch.randn(batch_size, 3, size, size)
+        spread_class_logits(self.eager, self.inputs)
+        self.folder = tempfile.mkdtemp()
+        self.paths = {}
+        # end to end: resized uint8 images (a 4:3 photo fitted into the square) → detections
+        self.images = [torch.randint(0, 256, (3, size * 3 // 4, size), dtype=torch.uint8)
+                       for _ in range(batch_size)]
+        meta = dict(img_shape=(size * 3 // 4, size), ori_shape=(size * 3 // 4 * 2, size * 2),
+                    scale_factor=(0.5, 0.5))
+        self.data = lambda: dict(inputs=list(self.images),
+                                 data_samples=[DetDataSample(metainfo=meta)
+                                               for _ in self.images])
+
+    def rows(self, names):
+        out = []
+        for name in names:
+            if name == 'reference-export':
+                out.extend(self.reference_rows())
+                continue
+            label, method, args = self.TABLE[name]
+            out.append((label, *getattr(self, method)(*args)))
+        return out
+
+    def exported(self, kind):
         """An ONNX file of the model: 'raw' (head outputs), 'det' (detections in the graph),
         'reference' (raw, no deploy form)."""
-        if kind not in paths:
-            paths[kind] = osp.join(folder, f'{kind}.onnx')
-            export_onnx(copy.deepcopy(eager), paths[kind], (size, size), batch_size,
-                        detections=kind == 'det', deploy=kind != 'reference')
-        return paths[kind]
+        from mmdet_efficientdet.deploy import export_onnx
+        if kind not in self.paths:
+            self.paths[kind] = osp.join(self.folder, f'{kind}.onnx')
+            export_onnx(copy.deepcopy(self.eager), self.paths[kind], (self.size, self.size),
+                        self.batch_size, detections=kind == 'det', deploy=kind != 'reference')
+        return self.paths[kind]
 
-    # end to end: resized uint8 images (a 4:3 photo fitted into the square) → detections
-    images = [torch.randint(0, 256, (3, size * 3 // 4, size), dtype=torch.uint8)
-              for _ in range(batch_size)]
-    meta = dict(img_shape=(size * 3 // 4, size), ori_shape=(size * 3 // 4 * 2, size * 2),
-                scale_factor=(0.5, 0.5))
+    def calibration(self):  # latency does not depend on what int8 was calibrated on
+        batches = []
+        for _ in range(8):
+            batch = self.eager.data_preprocessor(self.data())['inputs']
+            padded = batch.new_zeros((self.batch_size, 3, self.size, self.size))
+            padded[..., :batch.shape[-2], :batch.shape[-1]] = batch
+            batches.append(padded.numpy())
+        return batches
 
-    def data():
-        return dict(inputs=list(images),
-                    data_samples=[DetDataSample(metainfo=meta) for _ in images])
+    def torch_rows(self, model=None):
+        model = model or self.eager
+        return (lambda: model._forward(self.inputs)), (lambda: model.test_step(self.data()))
 
-    def preprocessed():
-        batch = eager.data_preprocessor(data())['inputs']
-        padded = batch.new_zeros((batch_size, 3, size, size))
-        padded[..., :batch.shape[-2], :batch.shape[-1]] = batch
-        return padded.numpy()
+    def deploy_rows(self):
+        deployed = copy.deepcopy(self.eager)
+        switch_to_deploy(deployed, (self.size, self.size))
+        return self.torch_rows(deployed)
 
-    def calibration():  # latency does not depend on what int8 was calibrated on
-        return [preprocessed() for _ in range(8)]
-
-    def torch_rows(model):
-        return (lambda: model._forward(inputs)), (lambda: model.test_step(data()))
-
-    def runtime_rows(backend, precision='fp32', int8=False):
-        raw, det = exported('raw'), exported('det')
+    def runtime_rows(self, backend, precision='fp32', int8=False):
+        from mmdet_efficientdet.deploy import RuntimeDetector, get_runtime, runtime_session
+        raw, det = self.exported('raw'), self.exported('det')
         if int8:
             runtime = get_runtime(backend)
-            raw_q, det_q = (osp.join(folder, f'{k}_int8_{backend}{runtime.suffix}')
+            raw_q, det_q = (osp.join(self.folder, f'{k}_int8_{backend}{runtime.suffix}')
                             for k in ('raw', 'det'))
-            runtime.quantize(raw, raw_q, calibration())
-            runtime.quantize(det, det_q, calibration())
+            runtime.quantize(raw, raw_q, self.calibration())
+            runtime.quantize(det, det_q, self.calibration())
             raw, det = raw_q, det_q
-        net = runtime_session(raw, backend, torch.get_num_threads(), precision)
-        detector = RuntimeDetector(det, backend, cfg.data_preprocessor, precision,
-                                   num_threads=torch.get_num_threads())
-        return (lambda: net(inputs.numpy())), (lambda: detector.test_step(data()))
+        threads = torch.get_num_threads()
+        net = runtime_session(raw, backend, threads, precision)
+        detector = RuntimeDetector(det, backend, self.cfg.data_preprocessor, precision,
+                                   num_threads=threads)
+        return (lambda: net(self.inputs.numpy())), (lambda: detector.test_step(self.data()))
 
-    def reference_rows():
+    def reference_rows(self):
+        from mmdet_efficientdet.deploy import get_runtime, runtime_session
         rows = []
         for backend, precision in (('onnxruntime', 'fp32'), ('openvino', 'fp32'),
                                    ('openvino', 'bf16'), ('openvino', 'int8')):
-            path = exported('reference')
+            path = self.exported('reference')
             if precision == 'int8':  # NNCF, as tools/quantize.py quantizes ours
-                path = osp.join(folder, 'reference_int8.xml')
-                get_runtime('openvino').quantize(exported('reference'), path, calibration())
+                path = osp.join(self.folder, 'reference_int8.xml')
+                get_runtime('openvino').quantize(self.exported('reference'), path,
+                                                 self.calibration())
             run = runtime_session(path, backend, torch.get_num_threads(),
                                   'bf16' if precision == 'bf16' else 'fp32')
             label = f'reference export, {backend}' + ('' if precision == 'fp32' else
                                                       f' {precision}')
-            rows.append((label, lambda run=run: run(inputs.numpy()), None))
+            rows.append((label, lambda run=run: run(self.inputs.numpy()), None))
         return rows
-
-    rows = []
-    for name in names:
-        if name == 'eager':
-            rows.append((name, *torch_rows(eager)))
-        elif name == 'deploy':
-            deploy = copy.deepcopy(eager)
-            switch_to_deploy(deploy, (size, size))
-            rows.append(('deploy (BN folded, static padding)', *torch_rows(deploy)))
-        elif name == 'onnxruntime':
-            rows.append(('onnxruntime fp32', *runtime_rows('onnxruntime')))
-        elif name == 'openvino':
-            rows.append(('openvino fp32', *runtime_rows('openvino')))
-        elif name == 'openvino-bf16':
-            rows.append(('openvino bf16 hint', *runtime_rows('openvino', 'bf16')))
-        elif name == 'openvino-int8':
-            rows.append(('openvino int8 (NNCF)', *runtime_rows('openvino', int8=True)))
-        elif name == 'onnxruntime-int8':
-            rows.append(('onnxruntime int8 (QDQ)', *runtime_rows('onnxruntime', int8=True)))
-        elif name == 'reference-export':
-            rows.extend(reference_rows())
-    return rows
 
 
 def latency_table(level, size, batch_sizes, repeats, names=LATENCY_VARIANTS):
@@ -190,7 +200,7 @@ def latency_table(level, size, batch_sizes, repeats, names=LATENCY_VARIANTS):
         return f'{ms:8.1f} {spread} {base / ms if base else 1:5.2f}', ms
 
     for batch_size in batch_sizes:
-        rows = latency_variants(level, size, batch_size, names)
+        rows = LatencyVariants(level, size, batch_size).rows(names)
         # every variant's network and end to end taken in turn, repeat after repeat
         calls = [call for _, network, end_to_end in rows
                  for call in (network, end_to_end) if call is not None]
