@@ -135,41 +135,33 @@ def _read_image_size(path: str):
         return f'{type(error).__name__}: {error}'
 
 
-def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
-                       decode: bool = True) -> Findings:
-    """Check one COCO-style dataset config (``ann_file``, ``data_prefix.img``, ``metainfo``).
-    ``decode``: decode every image (``True``), only check that PNG and JPEG files are not cut
-    off (``'ends'``: fast), or only that the files exist (``False``). ``findings.coco`` is
-    the parsed annotation file (None where it could not be read)."""
-    findings = Findings(name)
-    root = dataset.get('data_root')
-    ann_file = _path(root, dataset['ann_file'])
+def _read_annotations(ann_file: str, findings: Findings) -> Optional[dict]:
+    """The parsed COCO-style file, or None with the reason added to ``findings``."""
+    problem = None
     if not osp.isfile(ann_file):
+        problem = ('annotation file missing', ann_file)
+    else:
+        try:
+            with open(ann_file) as f:
+                coco = json.load(f)
+        except ValueError as error:  # json's JSONDecodeError, UnicodeDecodeError
+            problem = ('annotation file is not valid JSON', f'{ann_file}: {error}')
+        else:
+            if not isinstance(coco, dict) or 'images' not in coco:
+                problem = ('not a COCO-style annotation file (no "images")', ann_file)
+            elif not coco['images']:
+                problem = ('annotation file lists no image: an empty dataset', ann_file)
+    if problem:
         findings.summary = ann_file
-        findings.add('annotation file missing', ann_file)
-        return findings
-    try:
-        with open(ann_file) as f:
-            coco = json.load(f)
-    except ValueError as error:  # json's JSONDecodeError, UnicodeDecodeError
-        findings.summary = ann_file
-        findings.add('annotation file is not valid JSON', f'{ann_file}: {error}')
-        return findings
-    if not isinstance(coco, dict) or 'images' not in coco:
-        findings.summary = ann_file
-        findings.add('not a COCO-style annotation file (no "images")', ann_file)
-        return findings
-    if not coco['images']:
-        findings.summary = ann_file
-        findings.add('annotation file lists no image: an empty dataset', ann_file)
-        return findings
+        findings.add(*problem)
+        return None
+    return coco
+
+
+def _check_boxes(coco: dict, classes: List[str], findings: Findings) -> Dict[int, int]:
+    """Each annotation against its image and the classes; the boxes mmdet keeps, by image."""
     categories = {c['id']: c['name'] for c in coco.get('categories', [])}
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    classes = list(classes) if classes else list(categories.values())
     used = {i for i, n in categories.items() if n in classes}
-    for missing in [c for c in classes if c not in categories.values()]:
-        findings.add('classes of the config with no category in the file', repr(missing))
-    image_dir = _path(root, (dataset.get('data_prefix') or {}).get('img', ''))
     images = {image['id']: image for image in coco['images']}
     boxes = defaultdict(int)
     for ann in coco.get('annotations', []):
@@ -188,21 +180,25 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
             findings.add('boxes of categories not in the config\'s classes (not trained)',
                          f'{where}: {categories[category]!r}', error=False)
             continue
-        x, y, w, h = ann['bbox']
         reason = dropped_box(ann['bbox'], ann.get('area'), image)
-        if reason == 'zero_size':
-            findings.add('zero-size boxes (w or h < 1 px: mmdet drops them)',
-                         f'{where}: bbox {ann["bbox"]}')
+        if reason:
+            kind = ('zero-size boxes (w or h < 1 px: mmdet drops them)' if reason == 'zero_size'
+                    else 'boxes wholly outside their image (mmdet drops them)')
+            findings.add(kind, f'{where}: bbox {ann["bbox"]} in '
+                         f'{image["width"]}x{image["height"]}')
             continue
-        if reason == 'outside':
-            findings.add('boxes wholly outside their image (mmdet drops them)',
-                         f'{where}: bbox {ann["bbox"]} in {image["width"]}x{image["height"]}')
-            continue
+        x, y, w, h = ann['bbox']
         if x < -1 or y < -1 or x + w > image['width'] + 1 or y + h > image['height'] + 1:
             findings.add('boxes outside their image',
                          f'{where}: bbox {ann["bbox"]} in {image["width"]}x{image["height"]}')
         boxes[image['id']] += 1
-    for image_id, image in images.items():
+    return boxes
+
+
+def _check_image_files(coco: dict, image_dir: str, decode, boxes: Dict[int, int],
+                       findings: Findings) -> None:
+    """Each image file: there, readable (decoded, or its ends only), of the file's size."""
+    for image in coco['images']:
         path = osp.join(image_dir, image['file_name'])
         if not osp.isfile(path):
             findings.add('missing image files', path)
@@ -219,17 +215,37 @@ def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
                 findings.add('images whose size differs from the annotation file',
                              f'{path}: {size[0]}x{size[1]}, file says '
                              f'{image["width"]}x{image["height"]}')
-        if not boxes[image_id]:
+        if not boxes[image['id']]:
             findings.add('images without boxes', image['file_name'], error=False)
+
+
+def check_coco_dataset(name: str, dataset: dict, num_classes: Optional[int],
+                       decode: bool = True) -> Findings:
+    """Check one COCO-style dataset config (``ann_file``, ``data_prefix.img``, ``metainfo``).
+    ``decode``: decode every image (``True``), only check that PNG and JPEG files are not cut
+    off (``'ends'``: fast), or only that the files exist (``False``). ``findings.coco`` is
+    the parsed annotation file (None where it could not be read)."""
+    findings = Findings(name)
+    root = dataset.get('data_root')
+    ann_file = _path(root, dataset['ann_file'])
+    coco = _read_annotations(ann_file, findings)
+    if coco is None:
+        return findings
+    categories = {c['id']: c['name'] for c in coco.get('categories', [])}
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    classes = list(classes) if classes else list(categories.values())
+    for missing in [c for c in classes if c not in categories.values()]:
+        findings.add('classes of the config with no category in the file', repr(missing))
+    boxes = _check_boxes(coco, classes, findings)
+    image_dir = _path(root, (dataset.get('data_prefix') or {}).get('img', ''))
+    _check_image_files(coco, image_dir, decode, boxes, findings)
+    counts = f'{len(classes)} classes, model.bbox_head.num_classes={num_classes}'
     if num_classes is not None and num_classes < len(classes):
-        findings.add('more classes than the model has outputs',
-                     f'{len(classes)} classes, model.bbox_head.num_classes={num_classes}')
+        findings.add('more classes than the model has outputs', counts)
     elif num_classes is not None and num_classes > len(classes):
-        findings.add('model outputs no class uses',
-                     f'{len(classes)} classes, model.bbox_head.num_classes={num_classes}',
-                     error=False)
-    findings.summary = (f'{ann_file}: {len(images)} images, {sum(boxes.values())} boxes, '
-                        f'{len(classes)} classes')
+        findings.add('model outputs no class uses', counts, error=False)
+    findings.summary = (f'{ann_file}: {len(coco["images"])} images, {sum(boxes.values())} '
+                        f'boxes, {len(classes)} classes')
     findings.coco, findings.classes = coco, classes
     return findings
 
