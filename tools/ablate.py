@@ -268,6 +268,42 @@ def write_plot(path: str, name: str, rows: list) -> None:
     plt.close(figure)
 
 
+def run_one(args, path, study, variant, seed, run_dir, measured) -> dict:
+    """Train and evaluate one variant at one seed; its record (``status`` done or failed:
+    a failure is recorded, the other runs go on), also written to ``run_dir/result.json``."""
+    record = dict(variant=variant['name'], seed=seed, work_dir=run_dir, **measured)
+    start = time.time()
+    try:
+        cfg = variant_config(path, study, variant, args.scale, args.iters, seed, run_dir,
+                             args.cfg_options)
+        metrics = train_and_evaluate(cfg, args.launcher, args.verbose)
+        main_key, ap50_key = metric_names(metrics)
+        if main_key is None and metrics:
+            raise ValueError(f'the evaluator reported no mAP ({sorted(metrics)})')
+        # CocoMetric reports nothing when no detection passed the score threshold
+        record.update(status='done', bbox_mAP=metrics.get(main_key, 0.0),
+                      bbox_mAP_50=metrics.get(ap50_key, 0.0 if not metrics else math.nan),
+                      train_seconds=time.time() - start, metrics=metrics)
+        os.makedirs(run_dir, exist_ok=True)
+        with open(osp.join(run_dir, 'result.json'), 'w') as f:
+            json.dump(record, f, indent=1)
+    except Exception as error:  # recorded; the other runs go on
+        record.update(status='failed', reason=one_line(error))
+    return record
+
+
+def write_results(args, name, path, study, work_dir, records) -> None:
+    rows = summarise(records, study.variants)
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, 'results.json'), 'w') as f:
+        json.dump(dict(study=name, study_file=path, scale=args.scale, seeds=args.seeds,
+                       iters=args.iters, matched=study.get('matched'), paper=study.get('paper'),
+                       records=records, summary=rows), f, indent=1)
+    write_markdown(osp.join(work_dir, 'results.md'), name, study, args.scale, args.seeds,
+                   args.iters, rows)
+    write_plot(osp.join(work_dir, 'results.png'), name, rows)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.seeds < 1:
@@ -283,68 +319,43 @@ def main(argv=None):
     register_all_modules(init_default_scope=True)
     work_dir = args.work_dir or osp.join('work_dirs', 'ablate', name)
     runs = [(variant, seed) for variant in study.variants for seed in range(args.seeds)]
-    configs = {}
+    measured = {}
     try:
         for variant in study.variants:  # every variant builds before anything trains
             cfg = variant_config(path, study, variant, args.scale, args.iters, 0,
                                  osp.join(work_dir, variant['name'], 'seed_0'),
                                  args.cfg_options)
-            configs[variant['name']] = measure(cfg, variant['name'], args.latency_repeats)
+            measured[variant['name']] = measure(cfg, variant['name'], args.latency_repeats)
     except StudyError as error:
         raise SystemExit(f'ablate: {error}') from None
     records, trained, started = [], [], time.time()
     for index, (variant, seed) in enumerate(runs, 1):
         run_dir = osp.join(work_dir, variant['name'], f'seed_{seed}')
         result_file = osp.join(run_dir, 'result.json')
-        what = f'{name} {variant["name"]} seed {seed}'
+        what = f'[ablate] {index}/{len(runs)} {name} {variant["name"]} seed {seed}'
         if osp.isfile(result_file):
             with open(result_file) as f:
                 records.append(json.load(f))
-            print(f'[ablate] {index}/{len(runs)} {what}: done before (bbox mAP '
-                  f'{records[-1]["bbox_mAP"]:.3f}), read from {result_file}', flush=True)
+            print(f'{what}: done before (bbox mAP {records[-1]["bbox_mAP"]:.3f}), read from '
+                  f'{result_file}', flush=True)
             continue
-        left = ''
-        if trained:
-            remaining = sum(1 for v, s in runs[index - 1:] if not osp.isfile(osp.join(
-                work_dir, v['name'], f'seed_{s}', 'result.json')))
-            left = f'; about {_minutes(statistics.mean(trained) * remaining)} left'
-        print(f'[ablate] {index}/{len(runs)} {what}: training into {run_dir}{left}', flush=True)
-        record = dict(variant=variant['name'], seed=seed, work_dir=run_dir, **configs[
-            variant['name']])
-        start = time.time()
-        try:
-            cfg = variant_config(path, study, variant, args.scale, args.iters, seed, run_dir,
-                                 args.cfg_options)
-            metrics = train_and_evaluate(cfg, args.launcher, args.verbose)
-            main_key, ap50_key = metric_names(metrics)
-            if main_key is None and metrics:
-                raise ValueError(f'the evaluator reported no mAP ({sorted(metrics)})')
-            # CocoMetric reports nothing when no detection passed the score threshold
-            record.update(status='done', bbox_mAP=metrics.get(main_key, 0.0),
-                          bbox_mAP_50=metrics.get(ap50_key, 0.0 if not metrics else math.nan),
-                          train_seconds=time.time() - start, metrics=metrics)
-            os.makedirs(run_dir, exist_ok=True)
-            with open(result_file, 'w') as f:
-                json.dump(record, f, indent=1)
-            trained.append(time.time() - start)
-            print(f'[ablate] {index}/{len(runs)} {what}: bbox mAP {record["bbox_mAP"]:.3f} in '
+        remaining = sum(1 for v, s in runs[index - 1:] if not osp.isfile(
+            osp.join(work_dir, v['name'], f'seed_{s}', 'result.json')))
+        left = (f'; about {_minutes(statistics.mean(trained) * remaining)} left'
+                if trained else '')
+        print(f'{what}: training into {run_dir}{left}', flush=True)
+        record = run_one(args, path, study, variant, seed, run_dir, measured[variant['name']])
+        if record['status'] == 'done':
+            trained.append(record['train_seconds'])
+            print(f'{what}: bbox mAP {record["bbox_mAP"]:.3f} in '
                   f'{_minutes(record["train_seconds"])}', flush=True)
-        except Exception as error:  # recorded; the other runs go on
-            record.update(status='failed', reason=one_line(error))
-            print(f'[ablate] {index}/{len(runs)} {what}: failed: {record["reason"]}', flush=True)
+        else:
+            print(f'{what}: failed: {record["reason"]}', flush=True)
         records.append(record)
-    rows = summarise(records, study.variants)
     from mmengine.dist import is_main_process
     if not is_main_process():
         return
-    os.makedirs(work_dir, exist_ok=True)
-    with open(osp.join(work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(study=name, study_file=path, scale=args.scale, seeds=args.seeds,
-                       iters=args.iters, matched=study.get('matched'), paper=study.get('paper'),
-                       records=records, summary=rows), f, indent=1)
-    write_markdown(osp.join(work_dir, 'results.md'), name, study, args.scale, args.seeds,
-                   args.iters, rows)
-    write_plot(osp.join(work_dir, 'results.png'), name, rows)
+    write_results(args, name, path, study, work_dir, records)
     failed = sum(r['status'] == 'failed' for r in records)
     print(f'[ablate] {name}: {len(records) - failed} runs done, {failed} failed, in '
           f'{_minutes(time.time() - started)}; results: {work_dir}/results.md, results.json, '
