@@ -93,3 +93,20 @@ def test_the_check_can_fail():
     assert layer_of('mmdet_efficientdet.apis.resume') > layer_of('mmdet_efficientdet.models.x')
     with pytest.raises(AssertionError, match='in no layer'):
         layer_of('mmdet_efficientdet.elsewhere')
+
+
+def test_no_function_over_60_lines_without_its_reason():
+    """A function of the package or the tools longer than 60 lines says why in its docstring
+    ("Long because …")."""
+    import glob
+    long = []
+    paths = glob.glob(osp.join(ROOT, PACKAGE, '**', '*.py'), recursive=True) + \
+        glob.glob(osp.join(ROOT, 'tools', '*.py'))
+    for path in paths:
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60 and 'Long because' not in (ast.get_docstring(node) or ''):
+                    long.append(f'{osp.relpath(path, ROOT)}:{node.lineno} {node.name} '
+                                f'({lines} lines)')
+    assert not long, '\n'.join(long)
