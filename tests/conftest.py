@@ -17,6 +17,7 @@ from mmengine.config import Config
 import mmdet_efficientdet  # noqa: F401
 from mmdet_efficientdet.apis.level_configs import level_model_cfg
 from mmdet_efficientdet.apis.synthetic import make_synthetic_coco
+from mmdet_efficientdet.models.dense_heads.efficientdet_head import HARD_NMS  # noqa: F401
 
 from .fixtures.seeded import seeded_input, seeded_state_dict, spread_scores
 
@@ -27,7 +28,6 @@ LEVELS = ('d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd7x')
 LITE_LEVELS = ('lite0', 'lite1', 'lite2', 'lite3', 'lite3x', 'lite4')
 DEMO_CONFIG = osp.join(ROOT, 'configs/efficientdet_lite/efficientdet_lite0_demo_synthetic.py')
 PYTHON = sys.executable
-HARD_NMS = dict(type='nms', iou_threshold=0.5)
 
 register_all_modules(init_default_scope=True)
 

@@ -138,8 +138,9 @@ def test_the_coco_recipe_is_the_references():
     assert (assigner.pos_iou_thr, assigner.neg_iou_thr, assigner.min_pos_iou,
             assigner.gt_max_assign_all) == (0.5, 0.5, 0, False)  # one argmax anchor per box
     assert model.test_cfg.topk == 'all_levels' and model.test_cfg.nms_pre == 5000
-    assert model.test_cfg.nms == dict(type='soft_nms', iou_threshold=0.3, sigma=0.5,
-                                      min_score=0.001, method='gaussian')
+    from mmdet_efficientdet.models.dense_heads.efficientdet_head import SOFT_NMS
+    assert model.test_cfg.nms == SOFT_NMS == dict(type='soft_nms', iou_threshold=0.3, sigma=0.5,
+                                                  min_score=0.001, method='gaussian')
     assert _steps(cfg.train_dataloader.dataset.pipeline, 'RandomResize')[0].ratio_range == (
         0.1, 2.0)
     # one resize kernel: PIL's bilinear in training and testing

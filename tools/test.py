@@ -15,16 +15,12 @@ from mmengine.runner import Runner
 
 import mmdet_efficientdet  # noqa: F401  (registers our components)
 from mmdet_efficientdet.deploy import precision_names, runtime_model_cfg, runtime_names
+from mmdet_efficientdet.models.dense_heads.efficientdet_head import HARD_NMS, SOFT_NMS
 from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
 from mmdet_efficientdet.apis.runner_args import add_runner_args, load_runner_config
 from mmdet_efficientdet.apis.tool_errors import run_tool
 
-NMS_CHOICES = {
-    'hard': dict(type='nms', iou_threshold=0.5),
-    # effdet's (and the published AP's): Gaussian, sigma 0.5, scores >= 0.001
-    'soft': dict(type='soft_nms', iou_threshold=0.3, sigma=0.5, min_score=0.001,
-                 method='gaussian'),
-}
+NMS_CHOICES = dict(hard=HARD_NMS, soft=SOFT_NMS)
 
 
 def parse_args(argv=None):

@@ -19,6 +19,12 @@ from ..layers import SeparableConvModule
 # changes no box whose size float32 can hold.
 NO_WH_CLAMP = float(torch.finfo(torch.float32).tiny)
 TOPK_MODES = ('all_levels', 'each_level')
+# The selections of the reference (effdet's DetBenchPredict): NMS at IoU 0.5, or, for the
+# published AP, Gaussian soft-NMS with sigma 0.5 keeping scores >= 0.001 (what the COCO
+# configs test with; tests/test_configs.py holds them to it)
+HARD_NMS = dict(type='nms', iou_threshold=0.5)
+SOFT_NMS = dict(type='soft_nms', iou_threshold=0.3, sigma=0.5, min_score=0.001,
+                method='gaussian')
 
 
 @MODELS.register_module()
