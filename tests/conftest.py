@@ -1,3 +1,4 @@
+import contextlib
 import gzip
 import importlib.util
 import json
@@ -38,23 +39,53 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
     os.environ['OMP_NUM_THREADS'] = '1'
 
 
-def _memoized_format_code():
+_FORMATTED = {}
+
+
+@pytest.fixture(autouse=True)
+def remembered_format_code(monkeypatch):
     """mmengine formats a config's text with yapf each time it logs, dumps or saves it into a
-    checkpoint: ~1.8 s a time on these CPUs, most of a tiny training run. The same text
-    gives the same result, so the tests remember it."""
+    checkpoint: seconds a time on these CPUs, most of a tiny training run. The same text gives
+    the same result, so each test (in this process; tools run as processes of their own are
+    left alone) remembers what earlier ones formatted; undone after each test."""
     import mmengine.config.config as mmengine_config
-    format_code, cache = mmengine_config.FormatCode, {}
+    format_code = mmengine_config.FormatCode
 
     def remembered(text, style_config=None, **kwargs):
         key = (text, repr(style_config), repr(sorted(kwargs.items())))
-        if key not in cache:
-            cache[key] = format_code(text, style_config=style_config, **kwargs)
-        return cache[key]
+        if key not in _FORMATTED:
+            _FORMATTED[key] = format_code(text, style_config=style_config, **kwargs)
+        return _FORMATTED[key]
 
-    mmengine_config.FormatCode = remembered
+    monkeypatch.setattr(mmengine_config, 'FormatCode', remembered)
 
 
-_memoized_format_code()
+@contextlib.contextmanager
+def checkpoint_io_restored():
+    """mmengine's checkpoint loaders and file backends as they were before, afterwards: what
+    a tool run in this process (``enable_tool_checkpoints``) turned on is undone."""
+    from mmengine.fileio.backends import registry_utils
+    from mmengine.runner.checkpoint import CheckpointLoader
+    saved = (dict(CheckpointLoader._schemes), dict(registry_utils.backends),
+             dict(registry_utils.prefix_to_backends))
+    try:
+        yield
+    finally:
+        CheckpointLoader._schemes = saved[0]
+        for live, before in zip((registry_utils.backends, registry_utils.prefix_to_backends),
+                                saved[1:]):
+            live.clear()
+            live.update(before)
+
+
+@pytest.fixture
+def tool_checkpoints():
+    """What our tools turn on for their process (``enable_tool_checkpoints``), undone after
+    the test."""
+    from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
+    with checkpoint_io_restored():
+        enable_tool_checkpoints()
+        yield
 
 
 def needs_fixtures(*names):
@@ -222,7 +253,8 @@ def call_tool(name, *argv):
     from mmdet_efficientdet.apis.tool_errors import run_tool as run_main
     module = load_tool(name)
     try:
-        run_main(lambda: module.main([str(a) for a in argv]), f'{name}.py')
+        with checkpoint_io_restored():
+            run_main(lambda: module.main([str(a) for a in argv]), f'{name}.py')
     except SystemExit as exit:
         if exit.code == 2:
             raise

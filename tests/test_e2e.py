@@ -188,9 +188,7 @@ def test_kill_and_resume_continues_with_equal_state(tiny_data, tmp_path, monkeyp
         [PYTHON, 'tools/train.py', cfg_path, '--work-dir', work_dir, '--seed', '0'], work_dir, 1)
     epoch = int(osp.basename(path)[len('epoch_'):-4])
     assert epoch < 4, 'the run was not killed mid-training'
-    from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
-    enable_tool_checkpoints()  # what tools/train.py turns on: weights-only loading suffices
-    checkpoint = torch.load(path, map_location='cpu')
+    checkpoint = torch.load(path, map_location='cpu', weights_only=True)  # as any loader
     assert (checkpoint['meta']['epoch'], checkpoint['meta']['iter']) == (epoch, 4 * epoch)
 
     # What --resume restores (Runner.train up to, not including, the loop itself):

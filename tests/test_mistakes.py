@@ -96,12 +96,10 @@ def test_an_unconverted_checkpoint_is_refused():
 
 
 @pytest.mark.parametrize('content', [b'hello world\n', b'', bytes(range(256)) * 4])
-def test_a_file_that_is_no_checkpoint_is_named(content, tmp_path):
+def test_a_file_that_is_no_checkpoint_is_named(content, tmp_path, tool_checkpoints):
     path = tmp_path / 'weights.pth'
     path.write_bytes(content)
     model = build(level_model('d0', num_classes=4))
-    from mmdet_efficientdet.apis.checkpoints import enable_tool_checkpoints
-    enable_tool_checkpoints()  # our tools' loader for local paths
     with pytest.raises(CheckpointFileError, match=f'{path} is not a PyTorch checkpoint'):
         load_checkpoint(model, str(path))
 
