@@ -41,6 +41,9 @@ def _static_pool(pool: MaxPool2dSame, size: Tuple[int, int]) -> nn.Module:
     padding before on both sides (OpenVINO refuses a ceil-mode window larger than that)."""
     kernel, stride = (pool.kernel_size, ) * 2, (pool.stride, ) * 2
     left, right, top, bottom = _pads(size, kernel, stride)
+    if pool.pad_value != float('-inf'):  # ceil mode's windows ignore what they run past
+        return nn.Sequential(nn.ConstantPad2d((left, right, top, bottom), pool.pad_value),
+                             nn.MaxPool2d(pool.kernel_size, pool.stride))
     if right >= left and bottom >= top and 2 * max(left, top) <= pool.kernel_size and \
             min(size[0] + 2 * top, size[1] + 2 * left) >= pool.kernel_size:
         probe = torch.zeros(1, 1, *size)

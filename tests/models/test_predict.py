@@ -230,3 +230,30 @@ def test_effdet_release_files_load_as_they_are(tmp_path):
     inferencer = DetInferencer(model=cfg, weights=release, device='cpu', show_progress=False)
     scores = inferencer(image, return_datasamples=True)['predictions'][0].pred_instances.scores
     assert torch.equal(scores, reference.pred_instances.scores)
+
+
+@pytest.mark.parametrize('pad_value', [0.0, float('-inf')])
+def test_mmdet_projects_efficientdet_checkpoints_load_with_its_outputs(pad_value):
+    """A checkpoint of mmdet's own projects/EfficientDet D0 (its keys, seeded weights; its
+    outputs made from its source by tests/fixtures/make_mmdet_projects_fixtures.py) loads
+    into our D0, converted on load: its outputs, in our anchor order, once the BiFPN pads its
+    max-pooling with 0 as it does (pool_pad_value=0); TF's -inf differs at the borders."""
+    from ..conftest import FIXTURES
+    from ..fixtures.seeded import seeded_input, seeded_state_dict
+    fixture = torch.load(osp.join(osp.dirname(FIXTURES), 'mmdet_projects', 'efficientdet_d0.pth'),
+                         weights_only=True)
+    cfg = level_model('d0', num_classes=90)
+    cfg.neck.pool_pad_value = pad_value
+    model = build(cfg).eval()
+    model.load_state_dict(seeded_state_dict(fixture['state_dict_shapes']), strict=True)
+    with torch.no_grad():
+        cls_scores, bbox_preds = model._forward(seeded_input((1, 3, *fixture['input_hw'])))
+    # its anchor a = ratio * 3 + scale, ours scale * 3 + ratio
+    order = [ratio * 3 + scale for scale in range(3) for ratio in range(3)]
+    worst = 0.0
+    for ours, theirs, width in ((cls_scores, fixture['cls_scores'], 90),
+                                (bbox_preds, fixture['bbox_preds'], 4)):
+        for mine, its in zip(ours, theirs):
+            its = its.reshape(1, 9, width, *its.shape[-2:])[:, order].reshape(its.shape)
+            worst = max(worst, (mine - its).abs().max().item())
+    assert (worst <= 1e-5) == (pad_value == 0.0), worst

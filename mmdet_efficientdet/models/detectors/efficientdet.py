@@ -5,7 +5,7 @@ from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
 
-from ...converters import effdet_to_ours_in_place
+from ...converters import effdet_to_ours_in_place, mmdet_projects_to_ours_in_place
 
 
 # The weights whose shape follows the class count: what mmengine's loaders skip (with a
@@ -140,9 +140,11 @@ class EfficientDetector(SingleStageDetector):
         # called first, with the whole checkpoint, by torch's and mmengine's loaders alike
         # (load_from, tools/test.py, init_detector, DetInferencer): the reference port's
         # release files are converted here, so they load as they are
-        if effdet_to_ours_in_place(state_dict, prefix, self.bbox_head.num_classes):
-            MMLogger.get_current_instance().info(
-                'the checkpoint is in effdet\'s layout: converted to this model\'s on load')
+        for layout, convert in (('effdet', effdet_to_ours_in_place),
+                                ('mmdet projects/EfficientDet', mmdet_projects_to_ours_in_place)):
+            if convert(state_dict, prefix, self.bbox_head.num_classes):
+                MMLogger.get_current_instance().info(
+                    f'the checkpoint is in the layout of {layout}: converted on load')
         if prefix == '':
             check_checkpoint_fits(self, state_dict, self.partial_load)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

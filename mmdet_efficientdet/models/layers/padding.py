@@ -35,23 +35,28 @@ def same_pad_amounts(size, kernel_size: int, stride: int) -> Tuple:
 
 
 class MaxPool2dSame(nn.Module):
-    """Max-pooling with TF SAME padding (padded with -inf), for any input size.
+    """Max-pooling with TF SAME padding (padded with -inf, which TF's and effdet's pooling
+    amounts to), for any input size.
 
     Args:
         kernel_size (int): Pooling window. Default: 3.
         stride (int): Stride. Default: 2.
+        pad_value (float): What the padding holds. Default: -inf (mmdet's
+            ``projects/EfficientDet`` pads with 0).
     """
 
-    def __init__(self, kernel_size: int = 3, stride: int = 2) -> None:
+    def __init__(self, kernel_size: int = 3, stride: int = 2,
+                 pad_value: float = float('-inf')) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride
+        self.pad_value = pad_value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom = same_pad_amounts(x.shape[-2], self.kernel_size, self.stride)
         left, right = same_pad_amounts(x.shape[-1], self.kernel_size, self.stride)
         if torch.jit.is_tracing() or top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), value=float('-inf'))
+            x = F.pad(x, (left, right, top, bottom), value=self.pad_value)
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:

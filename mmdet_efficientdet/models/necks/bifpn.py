@@ -120,6 +120,9 @@ class BiFPNNeck(BaseModule):
         norm_cfg (dict): Norm config. Default: BN eps 1e-3, momentum 0.01.
         act_cfg (dict): Activation before each node's conv. Default: Swish (``SiLU``).
         upsample_mode (str): Interpolation for upsampling. Default: ``'nearest'``.
+        pool_pad_value (float): What the max-pooling's "same" padding holds: -inf as TF and
+            effdet (default), 0 as mmdet's ``projects/EfficientDet`` (to run its weights as
+            it does).
         with_cp (bool): Activation checkpointing per cell while training (inputs kept,
             the rest recomputed in backward). Default: False.
         init_cfg (dict, optional): Initialisation config. Default: the reference's (Glorot
@@ -148,6 +151,7 @@ class BiFPNNeck(BaseModule):
                  norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01, requires_grad=True),
                  act_cfg: dict = dict(type='SiLU'),
                  upsample_mode: str = 'nearest',
+                 pool_pad_value: float = float('-inf'),
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if init_cfg is None:
@@ -190,6 +194,9 @@ class BiFPNNeck(BaseModule):
             self.cells.append(FeatureCell(nodes, level_channels if index == 0 else
                                           [out_channels] * num_outs, out_channels,
                                           **node_kwargs))
+        for module in self.modules():
+            if isinstance(module, MaxPool2dSame):
+                module.pad_value = pool_pad_value
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.in_channels):
