@@ -5,7 +5,7 @@
 #
 # mmcv 2.1.0 has no wheel on PyPI: when PIP_FIND_LINKS names a folder holding
 # mmcv-2.1.0-cp311-*.whl (CI: ../shared/wheels) pip takes it; otherwise it is compiled from the
-# sdist with MMCV_WITH_OPS=1, which takes about half an hour on 2 cores.
+# sdist with MMCV_WITH_OPS=1 (docs/en/results.md says how long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -39,7 +39,7 @@ else
     log "using prebuilt wheel $wheel"
   else
     log "no prebuilt mmcv wheel (set PIP_FIND_LINKS to a folder holding one);"
-    log "compiling mmcv 2.1.0 from source: this takes about 30 minutes on 2 cores"
+    log "compiling mmcv 2.1.0 from source: this takes long (docs/en/results.md)"
   fi
   start=$(date +%s)
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" install -q --no-build-isolation \
