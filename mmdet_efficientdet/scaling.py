@@ -44,21 +44,13 @@ EFFICIENTNET_FAMILIES: Dict[str, EfficientNetFamily] = {
     # EfficientNet-Lite (mobile): ReLU6, no squeeze-excite, stem and end stages fixed.
     'lite': EfficientNetFamily(0.0, 'ReLU6', False, False),
 }
+# (width, depth) multipliers of B0-B7; Lite0-4 take those of B0-B4 (automl's lite builder)
+_MULTIPLIERS = ((1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2),
+                (1.8, 2.6), (2.0, 3.1))
 # (width multiplier, depth multiplier, family) per arch.
 EFFICIENTNET_SCALING: Dict[str, Tuple[float, float, str]] = {
-    'b0': (1.0, 1.0, 'efficientnet'),
-    'b1': (1.0, 1.1, 'efficientnet'),
-    'b2': (1.1, 1.2, 'efficientnet'),
-    'b3': (1.2, 1.4, 'efficientnet'),
-    'b4': (1.4, 1.8, 'efficientnet'),
-    'b5': (1.6, 2.2, 'efficientnet'),
-    'b6': (1.8, 2.6, 'efficientnet'),
-    'b7': (2.0, 3.1, 'efficientnet'),
-    'lite0': (1.0, 1.0, 'lite'),
-    'lite1': (1.0, 1.1, 'lite'),
-    'lite2': (1.1, 1.2, 'lite'),
-    'lite3': (1.2, 1.4, 'lite'),
-    'lite4': (1.4, 1.8, 'lite'),
+    **{f'b{i}': (width, depth, 'efficientnet') for i, (width, depth) in enumerate(_MULTIPLIERS)},
+    **{f'lite{i}': (width, depth, 'lite') for i, (width, depth) in enumerate(_MULTIPLIERS[:5])},
 }
 # timm's ImageNet release files of tf_efficientnet_bX (TF-ported; Google's EfficientDet starts
 # from the AutoAugment "aa" checkpoints, timm lists B5 and B7 under RandAugment "ra").
