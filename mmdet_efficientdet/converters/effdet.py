@@ -95,6 +95,14 @@ def unwrap_state_dict(checkpoint: Mapping, use_ema: bool = True) -> Dict[str, to
     return state_dict
 
 
+def _stem_key(key: str, conv: str, bn: str) -> Optional[str]:
+    """Our stem's key for a file's stem conv (``conv`` prefix) or BN (``bn``) key, or None."""
+    for prefix, ours in ((conv, 'stem.conv.'), (bn, 'stem.bn.')):
+        if key.startswith(prefix):
+            return ours + key[len(prefix):]
+    return None
+
+
 def convert_timm_efficientnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """timm ``tf_efficientnet_bX`` keys (no prefix) → ``TFEfficientNet`` keys.
 
@@ -106,11 +114,9 @@ def convert_timm_efficientnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[st
     for key, value in state_dict.items():
         if key.startswith(_CLASSIFIER_PREFIXES):
             continue
-        if key.startswith('conv_stem.'):
-            out['stem.conv.' + key[len('conv_stem.'):]] = value
-            continue
-        if key.startswith('bn1.'):
-            out['stem.bn.' + key[len('bn1.'):]] = value
+        stem = _stem_key(key, 'conv_stem.', 'bn1.')
+        if stem:
+            out[stem] = value
             continue
         match = re.match(r'^(blocks\.\d+\.\d+)\.(se\.conv_reduce|se\.conv_expand|\w+)\.(\w+)$', key)
         table = _INVERTED_RESIDUAL if match and match[1] in inverted else _DEPTHWISE_SEPARABLE
@@ -146,11 +152,9 @@ def convert_efficientnet_pytorch(
     for key, value in state_dict.items():
         if key.startswith(_EFFICIENTNET_PYTORCH_HEAD):
             continue
-        if key.startswith('_conv_stem.'):
-            out['stem.conv.' + key[len('_conv_stem.'):]] = value
-            continue
-        if key.startswith('_bn0.'):
-            out['stem.bn.' + key[len('_bn0.'):]] = value
+        stem = _stem_key(key, '_conv_stem.', '_bn0.')
+        if stem:
+            out[stem] = value
             continue
         match = re.match(r'^_blocks\.(\d+)\.(\w+)\.(\w+)$', key)
         if not match or int(match[1]) not in place or match[2] not in _EFFICIENTNET_PYTORCH:
