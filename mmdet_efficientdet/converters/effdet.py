@@ -95,12 +95,14 @@ def unwrap_state_dict(checkpoint: Mapping, use_ema: bool = True) -> Dict[str, to
     return state_dict
 
 
-def _stem_key(key: str, conv: str, bn: str) -> Optional[str]:
-    """Our stem's key for a file's stem conv (``conv`` prefix) or BN (``bn``) key, or None."""
+def _took_stem_or_head(out: dict, key: str, value, conv: str, bn: str, head) -> bool:
+    """Whether ``key`` was the file's stem conv (``conv`` prefix) or BN (``bn``), now put
+    into ``out`` under our stem's name, or its classifier head (prefixes ``head``: dropped)."""
     for prefix, ours in ((conv, 'stem.conv.'), (bn, 'stem.bn.')):
         if key.startswith(prefix):
-            return ours + key[len(prefix):]
-    return None
+            out[ours + key[len(prefix):]] = value
+            return True
+    return key.startswith(head)
 
 
 def convert_timm_efficientnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -112,11 +114,7 @@ def convert_timm_efficientnet(state_dict: Mapping[str, torch.Tensor]) -> Dict[st
     inverted = {key.split('.conv_pwl.')[0] for key in state_dict if '.conv_pwl.' in key}
     out = OrderedDict()
     for key, value in state_dict.items():
-        if key.startswith(_CLASSIFIER_PREFIXES):
-            continue
-        stem = _stem_key(key, 'conv_stem.', 'bn1.')
-        if stem:
-            out[stem] = value
+        if _took_stem_or_head(out, key, value, 'conv_stem.', 'bn1.', _CLASSIFIER_PREFIXES):
             continue
         match = re.match(r'^(blocks\.\d+\.\d+)\.(se\.conv_reduce|se\.conv_expand|\w+)\.(\w+)$', key)
         table = _INVERTED_RESIDUAL if match and match[1] in inverted else _DEPTHWISE_SEPARABLE
@@ -150,11 +148,8 @@ def convert_efficientnet_pytorch(
         index += 1
     out = OrderedDict()
     for key, value in state_dict.items():
-        if key.startswith(_EFFICIENTNET_PYTORCH_HEAD):
-            continue
-        stem = _stem_key(key, '_conv_stem.', '_bn0.')
-        if stem:
-            out[stem] = value
+        if _took_stem_or_head(out, key, value, '_conv_stem.', '_bn0.',
+                              _EFFICIENTNET_PYTORCH_HEAD):
             continue
         match = re.match(r'^_blocks\.(\d+)\.(\w+)\.(\w+)$', key)
         if not match or int(match[1]) not in place or match[2] not in _EFFICIENTNET_PYTORCH:

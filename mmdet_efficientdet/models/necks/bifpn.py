@@ -174,12 +174,8 @@ class BiFPNNeck(BaseModule):
             nodes = TOPOLOGIES[topology](num_outs)
         else:
             nodes = validate_topology(topology, num_outs)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.num_outs = num_outs
-        self.start_level = start_level
-        self.topology = nodes
-        self.with_cp = with_cp
+        self.in_channels, self.out_channels, self.num_outs = in_channels, out_channels, num_outs
+        self.start_level, self.topology, self.with_cp = start_level, nodes, with_cp
 
         self.extra_levels = nn.ModuleList()
         channels = used[-1]
