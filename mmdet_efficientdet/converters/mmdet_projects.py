@@ -7,8 +7,9 @@ pads with -inf (set ``model.neck.pool_pad_value=0`` to run its weights exactly a
 and its anchors are mmdet's ``AnchorGenerator``'s (ratio major, ratios from ``sqrt``: 1.414 x
 0.707 where TF has 1.4 x 0.7): the conversion reorders its prediction channels to our anchor
 order, and our anchors then give boxes a little different from its. Its 90 classes are COCO's
-ids, as effdet's. The checkpoints of its default configs (mmdet's ``DeltaXYWHBBoxCoder``) are read;
-those of its ``tensorflow/`` configs (a yxyx coder) are not told apart by their weights.
+ids, as effdet's. Its ``tensorflow/`` configs (its converted TF weights) differ in anchor
+order and box-delta order, which the weights do not tell:
+``EfficientDetector(checkpoint_from='mmdet-projects-tf')`` says so.
 """
 import re
 from collections import OrderedDict
@@ -16,7 +17,8 @@ from typing import Dict, Mapping
 
 import torch
 
-from .effdet import COCO80_CHANNELS, ConversionError, convert_efficientnet_pytorch
+from .effdet import (COCO80_CHANNELS, TF_TO_MMDET_DELTAS, ConversionError,
+                     convert_efficientnet_pytorch)
 
 # its BiFPN stage's fusion nodes, in our topology's node order (bifpn_topology)
 _NODES = ('6_up', '5_up', '4_up', '3_up', '4_down', '5_down', '6_down', '7_down')
@@ -102,11 +104,15 @@ def _head_key(key: str):
 
 
 def convert_mmdet_projects_state_dict(state_dict: Mapping[str, torch.Tensor],
-                                      num_classes: int = 80, num_scales: int = 3,
+                                      num_classes: int = 80, tensorflow: bool = False,
+                                      num_scales: int = 3,
                                       num_ratios: int = 3) -> Dict[str, torch.Tensor]:
     """A ``projects/EfficientDet`` state dict → ``EfficientDetector`` keys: its prediction
     channels from its anchor order (ratio major) to ours (octave scale major); 90 COCO-id
-    classes mapped to mmdet's 80 ``CocoDataset`` ones (``num_classes=80``) or kept (90)."""
+    classes mapped to mmdet's 80 ``CocoDataset`` ones (``num_classes=80``) or kept (90).
+    ``tensorflow``: a checkpoint of its ``configs/tensorflow/`` (its converted TF weights:
+    ``YXYXAnchorGenerator``, octave scale major as ours, and ``YXYXDeltaXYWHBBoxCoder``, box
+    deltas in TF's (dy, dx, dh, dw) order, put in mmdet's (dx, dy, dw, dh))."""
     if num_classes not in (80, 90):
         raise ConversionError(f'num_classes={num_classes}: choose 80 (mmdet CocoDataset) or 90 '
                               '(COCO ids, as the project trains)')
@@ -120,9 +126,9 @@ def convert_mmdet_projects_state_dict(state_dict: Mapping[str, torch.Tensor],
                                   'projects/EfficientDet model')
         out[target] = value
     anchors = num_scales * num_ratios
-    # its anchor a = ratio * num_scales + scale; ours scale * num_ratios + ratio
-    order = [ratio * num_scales + scale for scale in range(num_scales)
-             for ratio in range(num_ratios)]
+    # its anchor a = ratio * num_scales + scale (tensorflow: as ours, scale * num_ratios + ratio)
+    order = [scale * num_ratios + ratio if tensorflow else ratio * num_scales + scale
+             for scale in range(num_scales) for ratio in range(num_ratios)]
     for net in ('cls', 'reg'):
         for suffix in ('weight', 'bias'):
             key = f'bbox_head.conv_{net}.pointwise.conv.{suffix}'
@@ -132,17 +138,21 @@ def convert_mmdet_projects_state_dict(state_dict: Mapping[str, torch.Tensor],
             tensor = out[key].reshape(anchors, -1, *out[key].shape[1:])[order]
             if net == 'cls' and num_classes == 80:
                 tensor = tensor[:, COCO80_CHANNELS]
+            if net == 'reg' and tensorflow:
+                tensor = tensor[:, list(TF_TO_MMDET_DELTAS)]
             out[key] = tensor.reshape(-1, *tensor.shape[2:]).contiguous()
     return out
 
 
-def mmdet_projects_to_ours_in_place(state_dict: dict, prefix: str, num_classes: int) -> bool:
-    """As ``effdet_to_ours_in_place``, for ``projects/EfficientDet``'s layout."""
+def mmdet_projects_to_ours_in_place(state_dict: dict, prefix: str, num_classes: int,
+                                    tensorflow: bool = False) -> bool:
+    """As ``effdet_to_ours_in_place``, for ``projects/EfficientDet``'s layout (``tensorflow``:
+    of its ``configs/tensorflow/``)."""
     keys = [key for key in state_dict if key.startswith(prefix)]
     if not is_mmdet_projects_layout(key[len(prefix):] for key in keys):
         return False
     ours = convert_mmdet_projects_state_dict(
         {key[len(prefix):]: state_dict.pop(key) for key in keys},
-        num_classes=80 if num_classes == 80 else 90)
+        num_classes=80 if num_classes == 80 else 90, tensorflow=tensorflow)
     state_dict.update((prefix + key, value) for key, value in ours.items())
     return True

@@ -257,3 +257,27 @@ def test_mmdet_projects_efficientdet_checkpoints_load_with_its_outputs(pad_value
             its = its.reshape(1, 9, width, *its.shape[-2:])[:, order].reshape(its.shape)
             worst = max(worst, (mine - its).abs().max().item())
     assert (worst <= 1e-5) == (pad_value == 0.0), worst
+
+
+def test_mmdet_projects_tensorflow_checkpoints_need_saying_so():
+    """Its tensorflow/ configs' checkpoints have the same keys and head outputs, read as TF
+    reads them: anchors octave-scale major as ours, deltas (dy, dx, dh, dw).
+    checkpoint_from='mmdet-projects-tf' keeps the anchor order and swaps the deltas."""
+    from ..conftest import FIXTURES
+    from ..fixtures.seeded import seeded_input, seeded_state_dict
+    fixture = torch.load(osp.join(osp.dirname(FIXTURES), 'mmdet_projects', 'efficientdet_d0.pth'),
+                         weights_only=True)
+    cfg = level_model('d0', num_classes=90)
+    cfg.neck.pool_pad_value = 0.0
+    cfg.checkpoint_from = 'mmdet-projects-tf'
+    model = build(cfg).eval()
+    model.load_state_dict(seeded_state_dict(fixture['state_dict_shapes']), strict=True)
+    with torch.no_grad():
+        cls_scores, bbox_preds = model._forward(seeded_input((1, 3, *fixture['input_hw'])))
+    for mine, its in zip(cls_scores, fixture['cls_scores']):
+        assert (mine - its).abs().max() <= 1e-5
+    for mine, its in zip(bbox_preds, fixture['bbox_preds']):
+        its = its.reshape(1, 9, 4, *its.shape[-2:])[:, :, [1, 0, 3, 2]].reshape(its.shape)
+        assert (mine - its).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match='checkpoint_from'):
+        build(dict(cfg, checkpoint_from='mmdet-projects'))

@@ -1,3 +1,4 @@
+from functools import partial
 from typing import Optional
 
 import torch
@@ -6,8 +7,11 @@ from mmdet.registry import MODELS
 from mmengine.logging import MMLogger
 
 from ...converters import effdet_to_ours_in_place, mmdet_projects_to_ours_in_place
+from ...utils.misc import check_choice
 
 
+# what EfficientDetector(checkpoint_from=...) takes
+CHECKPOINT_SOURCES = ('auto', 'mmdet-projects-tf')
 # The weights whose shape follows the class count: what mmengine's loaders skip (with a
 # warning) when a checkpoint of other classes is fine-tuned, as for any mmdet detector.
 CLASS_LAYER_KEYS = ('bbox_head.conv_cls.pointwise.conv.weight',
@@ -110,6 +114,11 @@ class EfficientDetector(SingleStageDetector):
             (figures: docs/en/results.md) and suits tensor cores. In eval mode the
             model is contiguous again (as fast for inference here, and bit-equal to the
             reference's outputs). Default: False.
+        checkpoint_from (str): ``'auto'`` (default): our own, effdet's and mmdet
+            ``projects/EfficientDet``'s checkpoints are told apart by their keys and converted
+            on load. ``'mmdet-projects-tf'``: a checkpoint of that project's
+            ``configs/tensorflow/`` (its converted TF weights), whose anchor and box-delta
+            orders its keys do not tell.
         strict_classes (bool): Refuse a checkpoint of another class count instead of
             skipping its class layer (fine-tuning's convention): what evaluation wants
             (``tools/test.py`` sets it). Default: False.
@@ -123,8 +132,11 @@ class EfficientDetector(SingleStageDetector):
     """
 
     def __init__(self, *args, channels_last: bool = False, partial_load: bool = False,
-                 strict_classes: bool = False, **kwargs) -> None:
+                 strict_classes: bool = False, checkpoint_from: str = 'auto',
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        check_choice('checkpoint_from', checkpoint_from, CHECKPOINT_SOURCES)
+        self.checkpoint_from = checkpoint_from
         self.partial_load = partial_load
         self.strict_classes = strict_classes
         self.channels_last = channels_last
@@ -140,8 +152,10 @@ class EfficientDetector(SingleStageDetector):
         # called first, with the whole checkpoint, by torch's and mmengine's loaders alike
         # (load_from, tools/test.py, init_detector, DetInferencer): the reference port's
         # release files are converted here, so they load as they are
+        projects = partial(mmdet_projects_to_ours_in_place,
+                           tensorflow=self.checkpoint_from == 'mmdet-projects-tf')
         for layout, convert in (('effdet', effdet_to_ours_in_place),
-                                ('mmdet projects/EfficientDet', mmdet_projects_to_ours_in_place)):
+                                ('mmdet projects/EfficientDet', projects)):
             if convert(state_dict, prefix, self.bbox_head.num_classes):
                 MMLogger.get_current_instance().info(
                     f'the checkpoint is in the layout of {layout}: converted on load')
