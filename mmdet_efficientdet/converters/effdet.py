@@ -297,34 +297,42 @@ def is_effdet_layout(keys) -> bool:
     return any(key.startswith(('fpn.cell.', 'class_net.', 'box_net.')) for key in keys)
 
 
-def effdet_to_ours_in_place(state_dict: dict, prefix: str, num_classes: int) -> bool:
-    """Rewrite the effdet keys under ``prefix`` of ``state_dict`` as ours, in place (what a
-    model's ``_load_from_state_dict`` receives: mmengine's and torch's loaders then load the
-    converted weights); False if they are not effdet's. A model of 80 classes gets effdet's
-    90 COCO ids mapped to mmdet's ``CocoDataset`` order; any other class count gets all 90,
-    whose class layer the loader then skips with its usual fine-tuning warning."""
+def convert_in_place(state_dict: dict, prefix: str, convert) -> bool:
+    """Rewrite the keys under ``prefix`` of ``state_dict`` in place by ``convert`` (their
+    state dict, the prefix taken off → ours, or None when they are not of its layout): what a
+    model's ``_load_from_state_dict`` receives, so that mmengine's and torch's loaders then
+    load the converted weights. Whether they were converted."""
     keys = [key for key in state_dict if key.startswith(prefix)]
-    if not is_effdet_layout(key[len(prefix):] for key in keys):
+    ours = convert({key[len(prefix):]: state_dict[key] for key in keys})
+    if ours is None:
         return False
-    ours = convert_effdet_state_dict({key[len(prefix):]: state_dict.pop(key) for key in keys},
-                                     num_classes=80 if num_classes == 80 else 90)
+    for key in keys:
+        del state_dict[key]
     state_dict.update((prefix + key, value) for key, value in ours.items())
     return True
+
+
+def effdet_to_ours_in_place(state_dict: dict, prefix: str, num_classes: int) -> bool:
+    """Rewrite the effdet keys under ``prefix`` of ``state_dict`` as ours, in place
+    (:func:`convert_in_place`); False if they are not effdet's. A model of 80 classes gets
+    effdet's 90 COCO ids mapped to mmdet's ``CocoDataset`` order; any other class count gets
+    all 90, whose class layer the loader then skips with its usual fine-tuning warning."""
+    return convert_in_place(state_dict, prefix, lambda theirs: convert_effdet_state_dict(
+        theirs, num_classes=80 if num_classes == 80 else 90) if is_effdet_layout(theirs)
+        else None)
 
 
 def efficientnet_to_ours_in_place(state_dict: dict, prefix: str) -> bool:
     """Rewrite timm's or ``efficientnet_pytorch``'s EfficientNet keys under ``prefix`` of
-    ``state_dict`` as :class:`TFEfficientNet`'s, in place (what the backbone's
-    ``_load_from_state_dict`` receives from any loader: ``init_cfg``, ``load_checkpoint``);
-    False if they are neither (ours, or another model's)."""
-    keys = [key for key in state_dict if key.startswith(prefix)]
-    names = {key[len(prefix):] for key in keys}
-    if any(name.startswith('conv_stem.') for name in names):
-        convert = convert_timm_efficientnet
-    elif any(name.startswith('_conv_stem.') for name in names):
-        convert = convert_efficientnet_pytorch
-    else:
-        return False
-    ours = convert({key[len(prefix):]: state_dict.pop(key) for key in keys})
-    state_dict.update((prefix + key, value) for key, value in ours.items())
-    return True
+    ``state_dict`` as :class:`TFEfficientNet`'s, in place (:func:`convert_in_place`: what the
+    backbone receives from any loader: ``init_cfg``, ``load_checkpoint``); False if they are
+    neither (ours, or another model's)."""
+
+    def convert(theirs):
+        if any(name.startswith('conv_stem.') for name in theirs):
+            return convert_timm_efficientnet(theirs)
+        if any(name.startswith('_conv_stem.') for name in theirs):
+            return convert_efficientnet_pytorch(theirs)
+        return None
+
+    return convert_in_place(state_dict, prefix, convert)

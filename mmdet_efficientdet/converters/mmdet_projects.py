@@ -18,7 +18,7 @@ from typing import Dict, Mapping
 import torch
 
 from .effdet import (COCO80_CHANNELS, TF_TO_MMDET_DELTAS, ConversionError,
-                     convert_efficientnet_pytorch)
+                     convert_efficientnet_pytorch, convert_in_place)
 
 # its BiFPN stage's fusion nodes, in our topology's node order (bifpn_topology)
 _NODES = ('6_up', '5_up', '4_up', '3_up', '4_down', '5_down', '6_down', '7_down')
@@ -148,11 +148,6 @@ def mmdet_projects_to_ours_in_place(state_dict: dict, prefix: str, num_classes: 
                                     tensorflow: bool = False) -> bool:
     """As ``effdet_to_ours_in_place``, for ``projects/EfficientDet``'s layout (``tensorflow``:
     of its ``configs/tensorflow/``)."""
-    keys = [key for key in state_dict if key.startswith(prefix)]
-    if not is_mmdet_projects_layout(key[len(prefix):] for key in keys):
-        return False
-    ours = convert_mmdet_projects_state_dict(
-        {key[len(prefix):]: state_dict.pop(key) for key in keys},
-        num_classes=80 if num_classes == 80 else 90, tensorflow=tensorflow)
-    state_dict.update((prefix + key, value) for key, value in ours.items())
-    return True
+    return convert_in_place(state_dict, prefix, lambda theirs: convert_mmdet_projects_state_dict(
+        theirs, num_classes=80 if num_classes == 80 else 90, tensorflow=tensorflow)
+        if is_mmdet_projects_layout(theirs) else None)
