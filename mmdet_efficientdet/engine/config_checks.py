@@ -18,9 +18,9 @@ def _pipeline_sizes(cfg: Config):
     preprocessor = cfg.get('model', {}).get('data_preprocessor', {})
     if preprocessor.get('pad_size_divisor'):
         yield 'model.data_preprocessor.pad_size_divisor', preprocessor['pad_size_divisor']
-    for i, augment in enumerate(preprocessor.get('batch_augments') or []):
-        if augment.get('type') == 'BatchFixedSizePad':
-            yield f'model.data_preprocessor.batch_augments[{i}].size', augment['size']
+    padded = fixed_input_size(cfg.get('model', {}))
+    if padded:
+        yield 'model.data_preprocessor.batch_augments (BatchFixedSizePad).size', padded
     keys = dict(RandomResize='scale', RandomCrop='crop_size', EfficientDetResize='scale')
     for split in ('train', 'val', 'test'):
         dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')

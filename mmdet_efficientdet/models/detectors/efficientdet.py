@@ -41,11 +41,12 @@ def _architecture_mismatch(own: dict, state_dict: dict) -> Optional[str]:
     return ' and '.join(said)
 
 
-def _class_count_error(model: torch.nn.Module, state_dict: dict) -> Optional[str]:
+def _class_count_error(model: torch.nn.Module, own: dict, state_dict: dict) -> Optional[str]:
     """For a model that evaluates (``strict_classes``): a checkpoint class layer of another
-    class count, which mmengine would skip, leaving a random one."""
+    class count, which mmengine would skip, leaving a random one (``own``: the model's
+    state dict)."""
     key = CLASS_LAYER_KEYS[1]
-    theirs, ours = state_dict.get(key), model.state_dict()[key]
+    theirs, ours = state_dict.get(key), own[key]
     if theirs is None or theirs.shape == ours.shape:
         return None
     anchors = model.bbox_head.num_base_priors
@@ -72,8 +73,10 @@ def check_checkpoint_fits(model: torch.nn.Module, state_dict: dict, partial: boo
             f'no weight of the checkpoint belongs to this {type(model).__name__} (its first is '
             f'{next(iter(state_dict))!r}, the model\'s {next(iter(own))!r}): a checkpoint of '
             'another model')
-    if getattr(model, 'strict_classes', False) and _class_count_error(model, state_dict):
-        raise CheckpointMismatchError(_class_count_error(model, state_dict))
+    wrong_classes = (_class_count_error(model, own, state_dict)
+                     if getattr(model, 'strict_classes', False) else None)
+    if wrong_classes:
+        raise CheckpointMismatchError(wrong_classes)
     if not partial:
         mismatched = [m for m in mismatched if m[0] not in CLASS_LAYER_KEYS]
     if not partial and mismatched:
