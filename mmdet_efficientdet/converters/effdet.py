@@ -276,10 +276,7 @@ def load_backbone_checkpoint(backbone: torch.nn.Module, checkpoint,
     if prefix:
         state_dict = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
                                  if k.startswith(prefix))
-    if any(k.startswith('conv_stem.') for k in state_dict):
-        state_dict = convert_timm_efficientnet(state_dict)
-    elif any(k.startswith('_conv_stem.') for k in state_dict):
-        state_dict = convert_efficientnet_pytorch(state_dict)
+    efficientnet_to_ours_in_place(state_dict, '')  # timm's or efficientnet_pytorch's keys
     own = backbone.state_dict()
     arch = getattr(backbone, 'arch', None)
     held = arch_of_structure(efficientnet_structure(state_dict))
