@@ -9,6 +9,7 @@ of whole detectors. Prints a table; never a test.
 """
 import argparse
 import copy
+import functools
 import logging
 import os.path as osp
 import statistics
@@ -133,6 +134,7 @@ class LatencyVariants:
                         self.batch_size, detections=kind == 'det', deploy=kind != 'reference')
         return self.paths[kind]
 
+    @functools.cached_property
     def calibration(self):  # latency does not depend on what int8 was calibrated on
         batches = []
         for _ in range(8):
@@ -158,8 +160,8 @@ class LatencyVariants:
             runtime = get_runtime(backend)
             raw_q, det_q = (osp.join(self.folder, f'{k}_int8_{backend}{runtime.suffix}')
                             for k in ('raw', 'det'))
-            runtime.quantize(raw, raw_q, self.calibration())
-            runtime.quantize(det, det_q, self.calibration())
+            runtime.quantize(raw, raw_q, self.calibration)
+            runtime.quantize(det, det_q, self.calibration)
             raw, det = raw_q, det_q
         threads = torch.get_num_threads()
         net = runtime_session(raw, backend, threads, precision)
@@ -176,7 +178,7 @@ class LatencyVariants:
             if precision == 'int8':  # NNCF, as tools/quantize.py quantizes ours
                 path = osp.join(self.folder, 'reference_int8.xml')
                 get_runtime('openvino').quantize(self.exported('reference'), path,
-                                                 self.calibration())
+                                                 self.calibration)
             run = runtime_session(path, backend, torch.get_num_threads(),
                                   'bf16' if precision == 'bf16' else 'fp32')
             label = f'reference export, {backend}' + ('' if precision == 'fp32' else
