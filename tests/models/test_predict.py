@@ -232,22 +232,30 @@ def test_effdet_release_files_load_as_they_are(tmp_path):
     assert torch.equal(scores, reference.pred_instances.scores)
 
 
+def _mmdet_projects_d0(pool_pad_value, checkpoint_from='auto'):
+    """The committed fixture of mmdet projects/EfficientDet's D0 (its outputs, made from its
+    source by tests/fixtures/make_mmdet_projects_fixtures.py) and our D0's raw outputs after
+    loading its seeded weights, in its key names, as they are."""
+    from ..conftest import FIXTURES
+    from ..fixtures.seeded import seeded_input, seeded_state_dict
+    fixture = torch.load(osp.join(osp.dirname(FIXTURES), 'mmdet_projects', 'efficientdet_d0.pth'),
+                         weights_only=True)
+    cfg = level_model('d0', num_classes=90)
+    cfg.neck.pool_pad_value = pool_pad_value
+    cfg.checkpoint_from = checkpoint_from
+    model = build(cfg).eval()
+    model.load_state_dict(seeded_state_dict(fixture['state_dict_shapes']), strict=True)
+    with torch.no_grad():
+        return fixture, model._forward(seeded_input((1, 3, *fixture['input_hw'])))
+
+
 @pytest.mark.parametrize('pad_value', [0.0, float('-inf')])
 def test_mmdet_projects_efficientdet_checkpoints_load_with_its_outputs(pad_value):
     """A checkpoint of mmdet's own projects/EfficientDet D0 (its keys, seeded weights; its
     outputs made from its source by tests/fixtures/make_mmdet_projects_fixtures.py) loads
     into our D0, converted on load: its outputs, in our anchor order, once the BiFPN pads its
     max-pooling with 0 as it does (pool_pad_value=0); TF's -inf differs at the borders."""
-    from ..conftest import FIXTURES
-    from ..fixtures.seeded import seeded_input, seeded_state_dict
-    fixture = torch.load(osp.join(osp.dirname(FIXTURES), 'mmdet_projects', 'efficientdet_d0.pth'),
-                         weights_only=True)
-    cfg = level_model('d0', num_classes=90)
-    cfg.neck.pool_pad_value = pad_value
-    model = build(cfg).eval()
-    model.load_state_dict(seeded_state_dict(fixture['state_dict_shapes']), strict=True)
-    with torch.no_grad():
-        cls_scores, bbox_preds = model._forward(seeded_input((1, 3, *fixture['input_hw'])))
+    fixture, (cls_scores, bbox_preds) = _mmdet_projects_d0(pool_pad_value=pad_value)
     # its anchor a = ratio * 3 + scale, ours scale * 3 + ratio
     order = [ratio * 3 + scale for scale in range(3) for ratio in range(3)]
     worst = 0.0
@@ -263,21 +271,12 @@ def test_mmdet_projects_tensorflow_checkpoints_need_saying_so():
     """Its tensorflow/ configs' checkpoints have the same keys and head outputs, read as TF
     reads them: anchors octave-scale major as ours, deltas (dy, dx, dh, dw).
     checkpoint_from='mmdet-projects-tf' keeps the anchor order and swaps the deltas."""
-    from ..conftest import FIXTURES
-    from ..fixtures.seeded import seeded_input, seeded_state_dict
-    fixture = torch.load(osp.join(osp.dirname(FIXTURES), 'mmdet_projects', 'efficientdet_d0.pth'),
-                         weights_only=True)
-    cfg = level_model('d0', num_classes=90)
-    cfg.neck.pool_pad_value = 0.0
-    cfg.checkpoint_from = 'mmdet-projects-tf'
-    model = build(cfg).eval()
-    model.load_state_dict(seeded_state_dict(fixture['state_dict_shapes']), strict=True)
-    with torch.no_grad():
-        cls_scores, bbox_preds = model._forward(seeded_input((1, 3, *fixture['input_hw'])))
+    fixture, (cls_scores, bbox_preds) = _mmdet_projects_d0(
+        pool_pad_value=0.0, checkpoint_from='mmdet-projects-tf')
     for mine, its in zip(cls_scores, fixture['cls_scores']):
         assert (mine - its).abs().max() <= 1e-5
     for mine, its in zip(bbox_preds, fixture['bbox_preds']):
         its = its.reshape(1, 9, 4, *its.shape[-2:])[:, :, [1, 0, 3, 2]].reshape(its.shape)
         assert (mine - its).abs().max() <= 1e-5
     with pytest.raises(ValueError, match='checkpoint_from'):
-        build(dict(cfg, checkpoint_from='mmdet-projects'))
+        build(dict(level_model('d0'), checkpoint_from='mmdet-projects'))
